@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# softpl stage engine, shared by every recipe (the role ESPnet's asr.sh plays).
+#   * At the repository root, with no recipe, it runs the embedded default corpus: egs/synth_en.
+#   * In a recipe folder (one with local/data.sh), egs/<corpus>/run.sh sets corpus options and calls it.
+# Every stage is idempotent and restartable: outputs are written to a temporary place and moved into
+# place at the end, and a stage leaves a marker holding its options; a later call with the same options
+# skips it ("already done"), a call with other options redoes it. --force true redoes stages anyway.
+set -euo pipefail
+
+softpl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ ! -f local/data.sh ]; then
+  # Not in a recipe: run the embedded default recipe.
+  cd "$softpl_root/egs/synth_en"
+  exec ./run.sh "$@"
+fi
+
+# ---- options (ESPnet names where ESPnet has one) --------------------------------------------------
+stage=1                  # first stage to run
+stop_stage=10            # last stage to run
+nj=2                     # parallel jobs for data preparation, formatting, stats, decoding
+ngpu=0                   # GPUs for training and decoding (0: CPU)
+seed=1                   # random seed for corpus rendering and training
+force=false              # redo stages even when their marker says they are done
+skip_bad=false           # stage 2: drop bad utterances (listed in skipped_utts.txt) instead of stopping
+local_data_opts=""       # options passed to local/data.sh
+train_set=train_labeled  # labeled training set
+unlabeled_set=train_unlabeled  # unlabeled set (no text; text.ref only for pseudo-label metrics)
+valid_set=dev            # validation set
+test_sets="dev test_clean test_other"  # sets decoded and scored
+fs=16000                 # sampling rate of formatted audio
+min_dur=0.5              # stage 3: shortest training utterance kept (seconds)
+max_dur=20.0             # stage 3: longest training utterance kept (seconds)
+token_type=char          # stage 4: char or bpe (both built with sentencepiece from labeled text only)
+nbpe=100                 # stage 4: vocabulary size for bpe
+seed_config=conf/train_seed.yaml  # stage 6: ESPnet ASR training config of the seed model
+seed_args=""             # stage 6: extra options for espnet2.bin.asr_train
+seed_exp=exp/asr_seed    # stage 6: seed experiment folder
+decode_batch_size=16     # stage 7: utterances per batch for greedy CTC decoding
+espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
+dumpdir=dump             # formatted data
+expdir=exp               # experiments
+
+help_message=$(cat <<EOF
+Usage: ./run.sh [options]     (at the repository root: runs egs/synth_en)
+
+Stages:
+  1  data preparation (local/data.sh)           -> data/<set>
+  2  format audio (${fs} Hz mono) + validate     -> dump/raw/org/<set>
+  3  filter training sets by length             -> dump/raw/<set>
+  4  token list (sentencepiece, labeled text)   -> data/token_list/<token_type>
+  5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>
+  6  seed training (stock espnet2.bin.asr_train) -> exp/asr_seed
+  7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy/<set>, RESULTS.md
+  8-10 reserved for continuous pseudo-labeling
+
+Options (default):
+  --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
+  --force (${force})            redo stages even if done with the same options
+  --skip_bad (${skip_bad})      stage 2: drop bad utterances and list them instead of stopping
+  --local_data_opts ("${local_data_opts}")  options for local/data.sh (e.g. corpus sizes)
+  --train_set (${train_set}) --unlabeled_set (${unlabeled_set}) --valid_set (${valid_set})
+  --test_sets ("${test_sets}") --fs (${fs}) --min_dur (${min_dur}) --max_dur (${max_dur})
+  --token_type (${token_type}: char|bpe) --nbpe (${nbpe})
+  --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp})
+  --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
+  --dumpdir (${dumpdir}) --expdir (${expdir})
+EOF
+)
+. "$softpl_root/utils/parse_options.sh"
+[ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
+
+# ---- environment ----------------------------------------------------------------------------------
+"$softpl_root/utils/setup_env.sh"
+export PATH="$softpl_root/.venv/bin:$PATH"
+python=python
+export PYTHONUNBUFFERED=1
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# A stage's marker holds its options: same options -> skip; else redo. Markers are written last.
+stage_done() {  # stage_done <marker> <signature>
+  [ "$force" != true ] && [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]
+}
+mark_done() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" > "$1"; }
+stage_timer_start() { _t0=$(date +%s); }
+stage_timer_end() { log "stage $1 finished in $(( $(date +%s) - _t0 )) s"; }
+
+data_feats=$dumpdir/raw
+all_sets="$train_set $unlabeled_set $(echo "$valid_set $test_sets" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+all_sets=$(echo $all_sets | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
+labeled_sets=$(echo $all_sets | tr ' ' '\n' | grep -vx "$unlabeled_set" | tr '\n' ' ')
+token_dir=data/token_list/$token_type
+bpemodel=$token_dir/bpe.model
+token_list=$token_dir/tokens.txt
+stats_dir=$expdir/asr_stats_$token_type
+
+# ---- stage 1: data preparation --------------------------------------------------------------------
+if run_stage 1; then
+  sig="seed=$seed nj=$nj opts=$local_data_opts"
+  if stage_done data/.stage1.done "$sig"; then
+    log "stage 1: data preparation already done ($sig)"
+  else
+    log "stage 1: data preparation: local/data.sh --seed $seed --nj $nj $local_data_opts"
+    stage_timer_start
+    rm -f data/.stage1.done
+    # shellcheck disable=SC2086
+    local/data.sh --seed "$seed" --nj "$nj" $local_data_opts
+    mark_done data/.stage1.done "$sig"
+    stage_timer_end 1
+  fi
+fi
+
+# ---- stage 2: format audio + validate --------------------------------------------------------------
+if run_stage 2; then
+  sig="fs=$fs skip_bad=$skip_bad sets=$all_sets $(cat data/.stage1.done 2>/dev/null)"
+  if stage_done "$data_feats/org/.stage2.done" "$sig"; then
+    log "stage 2: formatting already done"
+  else
+    log "stage 2: format audio to $fs Hz mono and validate: $all_sets"
+    stage_timer_start
+    rm -f "$data_feats/org/.stage2.done"
+    for set in $all_sets; do
+      $python -m softpl.bin.format_data --src "data/$set" --dst "$data_feats/org/$set" \
+        --fs "$fs" --nj "$nj" --skip_bad "$skip_bad"
+    done
+    $python -m softpl.bin.validate_data --data_dir "$data_feats/org/$unlabeled_set" --fs "$fs" \
+      --labeled_dirs $(for s in $labeled_sets; do echo "$data_feats/org/$s"; done) --no_audio_check
+    mark_done "$data_feats/org/.stage2.done" "$sig"
+    stage_timer_end 2
+  fi
+fi
+
+# ---- stage 3: length filter -----------------------------------------------------------------------
+if run_stage 3; then
+  sig="min_dur=$min_dur max_dur=$max_dur $(cat "$data_feats/org/.stage2.done" 2>/dev/null)"
+  if stage_done "$data_feats/.stage3.done" "$sig"; then
+    log "stage 3: length filter already done"
+  else
+    log "stage 3: keep training utterances of ${min_dur}-${max_dur} s; evaluation sets are kept whole"
+    stage_timer_start
+    rm -f "$data_feats/.stage3.done"
+    for set in $all_sets; do
+      if [ "$set" = "$train_set" ] || [ "$set" = "$unlabeled_set" ]; then
+        $python -m softpl.bin.filter_data --src "$data_feats/org/$set" --dst "$data_feats/$set" \
+          --min_dur "$min_dur" --max_dur "$max_dur"
+      else
+        $python -m softpl.bin.filter_data --src "$data_feats/org/$set" --dst "$data_feats/$set"
+      fi
+    done
+    mark_done "$data_feats/.stage3.done" "$sig"
+    stage_timer_end 3
+  fi
+fi
+
+# ---- stage 4: token list --------------------------------------------------------------------------
+if run_stage 4; then
+  sig="token_type=$token_type nbpe=$nbpe $(cat "$data_feats/.stage3.done" 2>/dev/null)"
+  if stage_done "$token_dir/.stage4.done" "$sig"; then
+    log "stage 4: token list already done ($token_list)"
+  else
+    log "stage 4: $token_type token list from $data_feats/$train_set/text (labeled text only)"
+    stage_timer_start
+    rm -f "$token_dir/.stage4.done"
+    $python -m softpl.bin.make_token_list --text "$data_feats/$train_set/text" \
+      --token_type "$token_type" --nbpe "$nbpe" --out_dir "$token_dir"
+    for set in $labeled_sets; do
+      $python -m softpl.bin.validate_data --data_dir "$data_feats/$set" --fs "$fs" \
+        --token_list "$token_list" --no_audio_check
+    done
+    mark_done "$token_dir/.stage4.done" "$sig"
+    stage_timer_end 4
+  fi
+fi
+
+# Options every ESPnet call shares: data, tokenizer and normalization statistics.
+asr_data_opts=(
+  --use_preprocessor true --token_type bpe --bpemodel "$bpemodel" --token_list "$token_list"
+  --frontend_conf "fs=$fs"
+  --train_data_path_and_name_and_type "$data_feats/$train_set/wav.scp,speech,sound"
+  --train_data_path_and_name_and_type "$data_feats/$train_set/text,text,text"
+  --valid_data_path_and_name_and_type "$data_feats/$valid_set/wav.scp,speech,sound"
+  --valid_data_path_and_name_and_type "$data_feats/$valid_set/text,text,text"
+)
+
+# ---- stage 5: ESPnet collect-stats ------------------------------------------------------------------
+if run_stage 5; then
+  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) nj=$nj $(cat "$token_dir/.stage4.done" 2>/dev/null)"
+  if stage_done "$stats_dir/.stage5.done" "$sig"; then
+    log "stage 5: collect-stats already done ($stats_dir)"
+  else
+    log "stage 5: ESPnet collect-stats ($nj jobs) -> $stats_dir"
+    stage_timer_start
+    rm -rf "$stats_dir"
+    mkdir -p "$stats_dir/logdir"
+    # ESPnet reads the utterance keys of each job from its "shape file": split wav.scp into _nj parts.
+    _nj=$(( nj < $(wc -l < "$data_feats/$valid_set/wav.scp") ? nj : $(wc -l < "$data_feats/$valid_set/wav.scp") ))
+    awk -v n="$_nj" -v p="$stats_dir/logdir/train.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$train_set/wav.scp"
+    awk -v n="$_nj" -v p="$stats_dir/logdir/valid.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$valid_set/wav.scp"
+    pids=()
+    for n in $(seq "$_nj"); do
+      $python -m espnet2.bin.asr_train --collect_stats true --config "$seed_config" "${asr_data_opts[@]}" \
+        --train_shape_file "$stats_dir/logdir/train.keys.$n" --valid_shape_file "$stats_dir/logdir/valid.keys.$n" \
+        --output_dir "$stats_dir/logdir/stats.$n" --ngpu 0 --num_workers 0 \
+        > "$stats_dir/logdir/stats.$n.log" 2>&1 &
+      pids+=($!)
+    done
+    for n in "${!pids[@]}"; do
+      wait "${pids[$n]}" || { echo "collect-stats job $((n + 1)) failed, see $stats_dir/logdir/stats.$((n + 1)).log" >&2; tail -20 "$stats_dir/logdir/stats.$((n + 1)).log" >&2; exit 1; }
+    done
+    $python -m espnet2.bin.aggregate_stats_dirs \
+      $(for n in $(seq "$_nj"); do echo --input_dir "$stats_dir/logdir/stats.$n"; done) --output_dir "$stats_dir"
+    # ESPnet's convention: the text shape file carries the vocabulary size as its second dimension.
+    vocab_size=$(wc -l < "$token_list")
+    for dset in train valid; do
+      awk -v v="$vocab_size" '{print $1 " " $2 "," v}' "$stats_dir/$dset/text_shape" > "$stats_dir/$dset/text_shape.bpe"
+    done
+    mark_done "$stats_dir/.stage5.done" "$sig"
+    stage_timer_end 5
+  fi
+fi
+
+# ---- stage 6: seed training (stock ESPnet) --------------------------------------------------------
+if run_stage 6; then
+  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(cat "$stats_dir/.stage5.done" 2>/dev/null)"
+  if stage_done "$seed_exp/.stage6.done" "$sig"; then
+    log "stage 6: seed model already trained ($seed_exp)"
+  else
+    log "stage 6: seed training with espnet2.bin.asr_train -> $seed_exp (log: $seed_exp/train.log)"
+    stage_timer_start
+    rm -f "$seed_exp/.stage6.done"
+    mkdir -p "$seed_exp"
+    # --resume true: an interrupted run continues from its last checkpoint.
+    # shellcheck disable=SC2086
+    $python -m espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" \
+      --normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz" \
+      --train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe" \
+      --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe" \
+      --ngpu "$ngpu" --seed "$seed" --resume true --output_dir "$seed_exp" \
+      $seed_args > "$seed_exp/train.log" 2>&1 \
+      || { echo "seed training failed; last lines of $seed_exp/train.log:" >&2; tail -30 "$seed_exp/train.log" >&2; exit 1; }
+    mark_done "$seed_exp/.stage6.done" "$sig"
+    stage_timer_end 6
+  fi
+fi
+
+# Decode + score one model on every test set, then refresh the summary table.
+decode_and_score() {  # decode_and_score <exp_dir> <model_file>
+  local exp=$1 model=$2 dec=$1/decode_greedy
+  for set in $test_sets; do
+    $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
+      --data_dir "$data_feats/$set" --output_dir "$dec/$set" --batch_size "$decode_batch_size" --ngpu "$ngpu"
+    $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$dec/$set/text" \
+      --utt2spk "$data_feats/$set/utt2spk" --out_dir "$dec/$set"
+  done
+  if [ "$espnet_inference" = true ]; then
+    for set in $test_sets; do
+      $python -m softpl.bin.asr_inference --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
+        --data_path_and_name_and_type "$data_feats/$set/wav.scp,speech,sound" --ctc_weight 1.0 --beam_size 1 \
+        --batch_size 1 --ngpu "$ngpu" --output_dir "$exp/decode_espnet/$set" > "$exp/decode_espnet.$set.log" 2>&1
+      $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$exp/decode_espnet/$set/1best_recog/text" \
+        --utt2spk "$data_feats/$set/utt2spk" --out_dir "$exp/decode_espnet/$set"
+    done
+  fi
+}
+
+# ---- stage 7: decode + score the seed -------------------------------------------------------------
+if run_stage 7; then
+  log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
+  stage_timer_start
+  decode_and_score "$seed_exp" "$seed_exp/valid.loss.ave.pth"
+  $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
+    --command "$(basename "$PWD"): ./run.sh --stage 7 --stop_stage 7 (after stages 1-6)"
+  stage_timer_end 7
+fi
+
+if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 10 ]; then
+  log "stages 8-10 (continuous pseudo-labeling) are not available yet; stopping after stage 7"
+fi
+log "done: stages ${stage}-$(( stop_stage < 7 ? stop_stage : 7 ))"

@@ -1,0 +1,70 @@
+"""Make the embedded synthetic English corpus (stage 1 of `egs/synth_en`): fortunes -> TTS -> Kaldi data dirs.
+
+    python -m softpl.bin.make_synth_corpus --data_dir data --audio_dir corpus --seed 1 --nj 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from softpl.data.synth import SETS, CorpusError, make_corpus, split_sentences
+from softpl.data.text import list_fortune_files, read_fortune_sentences
+
+DEFAULT_SIZES = {"train_labeled": 1000, "train_unlabeled": 9000, "dev": 300, "test_clean": 300, "test_other": 300}
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Render a synthetic English ASR corpus from Debian's fortune files with espeak-ng and flite. "
+                    "Writes Kaldi data dirs <data_dir>/{" + ",".join(SETS) + "} (wav.scp, text or text.ref, "
+                    "utt2spk, spk2utt, utt2dur) and 16 kHz mono 16-bit wavs under <audio_dir>/<set>/. "
+                    "train_unlabeled has no `text`: its truth is in `text.ref`, for pseudo-label metrics only. "
+                    "flite speaks only in train_unlabeled (part) and test_other (all): a domain shift.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data_dir", default="data", help="where the Kaldi data dirs go")
+    parser.add_argument("--audio_dir", default="corpus", help="where the wav files go")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seeds the sentence split and every utterance's voice, rate, pitch and noise")
+    parser.add_argument("--nj", type=_positive_int, default=os.cpu_count() or 1,
+                        help="rendering processes (the corpus does not depend on it)")
+    for name in ("train_labeled", "train_unlabeled", "dev", "test_clean", "test_other"):
+        parser.add_argument(f"--num_{name}", type=_positive_int, default=DEFAULT_SIZES[name],
+                            help=f"utterances in {name} (one distinct sentence each)")
+    parser.add_argument("--fortune_dir", default="/usr/share/games/fortunes",
+                        help="folder of fortune files (Debian package `fortunes`)")
+    parser.add_argument("--min_words", type=_positive_int, default=4, help="shortest sentence kept, in words")
+    parser.add_argument("--max_words", type=_positive_int, default=20, help="longest sentence kept, in words")
+    parser.add_argument("--snr_db", type=float, nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
+                        help="range of the signal-to-noise ratio of the added coloured noise, in dB")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.snr_db[0] > args.snr_db[1]:
+        parser.error(f"--snr_db LOW HIGH needs LOW <= HIGH, got {args.snr_db[0]} {args.snr_db[1]}")
+    sizes = {name: getattr(args, f"num_{name}") for name in SETS}
+    try:
+        found = read_fortune_sentences(list_fortune_files(args.fortune_dir), args.min_words, args.max_words)
+        print(f"sentences: {found.summary()}", flush=True)
+        sentences_by_set = split_sentences(found.sentences, sizes, args.seed)
+        summaries = make_corpus(sentences_by_set, args.data_dir, args.audio_dir, args.seed, args.nj,
+                                tuple(args.snr_db))
+    except (CorpusError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"make_synth_corpus: error: {err}")
+    print(f"{'set':<16} {'utterances':>10} {'hours':>7} {'speakers':>8}")
+    for s in summaries:
+        print(f"{s.name:<16} {s.utterances:>10} {s.hours:>7.2f} {s.speakers:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Write RESULTS.md files from scored decodings.
+
+Usage::
+
+    python -m softpl.bin.report --exp_dir exp --out RESULTS.md [--title "synth_en"] \\
+        [--sets dev test_clean test_other] [--models seed pl_soft] [--command "./run.sh --stage 10"]
+
+For every ``EXP_DIR/<model>/decode_<tag>/`` with scored sets (``<set>/scores.json``) it writes
+``EXP_DIR/<model>/decode_<tag>/RESULTS.md`` in ESPnet's format, then ``OUT``: one row per decode folder
+(models in ``--models`` order, only those, else all sorted), one WER and one CER column per set (in
+``--sets`` order, else as discovered), under a header with the date, the command and the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from softpl.scoring.results import (decode_results_md, discovered_sets, environment, find_decodes,
+                                    select_models, summary_md)
+
+
+def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] | None = None,
+           models: list[str] | None = None) -> None:
+    """Write every decode folder's RESULTS.md and the summary ``out``."""
+    decodes = find_decodes(exp_dir)
+    if not decodes:
+        raise FileNotFoundError(f"{exp_dir}: no <model>/decode_*/<set>/scores.json; decode and score first "
+                                "(stages 7 and 9, softpl.bin.score)")
+    env = environment(command)
+    chosen = select_models(decodes, models)
+    summary = summary_md(chosen, sets or discovered_sets(chosen), title, env)
+    for decode in decodes:
+        (decode.path / "RESULTS.md").write_text(decode_results_md(decode, exp_dir.name, env), encoding="utf-8")
+    out.write_text(summary, encoding="utf-8")
+    logging.info("wrote %s (%d decodes) and %d per-decode RESULTS.md", out, len(chosen), len(decodes))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dir", type=Path, required=True, help="experiment folder holding <model>/decode_*/")
+    parser.add_argument("--out", type=Path, required=True, help="summary RESULTS.md to write")
+    parser.add_argument("--title", default="RESULTS", help="first heading of the summary")
+    parser.add_argument("--sets", nargs="+", help="evaluation sets, in column order (default: all, as discovered)")
+    parser.add_argument("--models", nargs="+", help="model folders to list, in row order (default: all, sorted)")
+    parser.add_argument("--command", help="the command that produced the results (default: this command line)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    command = args.command or "python -m softpl.bin.report " + shlex.join(sys.argv[1:] if argv is None else argv)
+    report(args.exp_dir, args.out, args.title, command, args.sets, args.models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""CPLASRModel: ESPnet's CTC ASR model that also trains on pseudo-labeled (unlabeled) batches.
+
+A labeled batch (``text`` present) is ESPnet's own CTC step (``ESPnetASRModel.forward``); in validation
+the model also reports greedy-CTC CER/WER and its posterior statistics. An unlabeled batch carries the
+pseudo-label tensors the trainer made (:mod:`softpl.train.cpl_trainer`), and the loss is chosen by
+``pl_target`` plus optional regularizers, all ``model_conf`` keys:
+
+==================  =====================================================================================
+key                 meaning
+==================  =====================================================================================
+pl_target           ``hard``: CTC on the greedy transcript (slimIPL) · ``soft``: frame-level CE/KL against
+                    the cached posteriors · ``frame_hard``: frame-level CE against the per-frame argmax (no
+                    CTC) · ``sampled``: CTC on a path sampled from the tempered posteriors, collapsed
+soft_loss           ``ce`` or ``kl`` (same gradient; KL reads 0 when student == teacher)
+soft_temperature    τ applied to the cached posteriors: q ∝ q^(1/τ); τ < 1 sharpens
+soft_reduction      ``utterance``: sum over frames, mean over utterances, as ESPnet's CTC loss (scale 1
+                    puts soft and CTC losses on one scale) · ``frame``: mean over frames (the flashlight
+                    prototype's, with soft_scale 20)
+soft_scale          multiplier of the soft (or frame_hard) loss
+mix_ctc_weight      λ: adds λ · CTC(greedy transcript) to the frame-level loss (soft + hard mixture)
+entropy_weight      β: adds β · mean frame entropy of the student (β > 0 sharpens, β < 0 smooths)
+blank_handling      ``none`` · ``drop``/``downweight``: frame weight ``blank_weight`` on blank-dominated
+                    teacher frames · ``factorized``: blank-vs-token BCE plus CE over non-blank tokens
+blank_weight        the weight of blank-dominated frames for ``downweight`` (``drop`` uses 0)
+confidence_threshold θ: only frames whose teacher max probability exceeds θ count (0: all frames)
+prior_weight        μ: adds μ · KL(mean student posterior ‖ token prior of greedy outputs on labeled data)
+==================  =====================================================================================
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from espnet2.asr.espnet_model import ESPnetASRModel
+from espnet2.torch_utils.device_funcs import force_gatherable
+
+from softpl.decode.greedy import greedy_ctc_decode
+from softpl.losses import regularizers as reg
+from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
+from softpl.metrics.collapse import posterior_stats
+from softpl.pl.targets import expand_soft_targets, temper
+from softpl.scoring.wer import align
+
+PL_TARGETS = ("hard", "soft", "frame_hard", "sampled")
+BLANK_HANDLING = ("none", "drop", "downweight", "factorized")
+
+
+class CPLASRModel(ESPnetASRModel):
+    """CTC-only ASR model with pseudo-label losses; registered in ESPnet as ``--model cpl``."""
+
+    def __init__(
+        self,
+        *args,
+        pl_target: str = "hard",
+        soft_loss: str = "ce",
+        soft_temperature: float = 1.0,
+        soft_reduction: str = "utterance",
+        soft_scale: float = 1.0,
+        mix_ctc_weight: float = 0.0,
+        entropy_weight: float = 0.0,
+        blank_handling: str = "none",
+        blank_weight: float = 0.0,
+        confidence_threshold: float = 0.0,
+        prior_weight: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if self.ctc_weight != 1.0:
+            raise ValueError(
+                f"model cpl is CTC-only: set model_conf.ctc_weight to 1.0 (got {self.ctc_weight})"
+            )
+        choices = {"pl_target": (pl_target, PL_TARGETS), "soft_loss": (soft_loss, ("ce", "kl")),
+                   "soft_reduction": (soft_reduction, ("utterance", "frame")),
+                   "blank_handling": (blank_handling, BLANK_HANDLING)}
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"model_conf.{key} must be one of {allowed}, got {value!r}")
+        if soft_temperature <= 0:
+            raise ValueError(f"model_conf.soft_temperature must be > 0, got {soft_temperature}")
+        if not 0.0 <= confidence_threshold < 1.0:
+            raise ValueError(f"model_conf.confidence_threshold must be in [0, 1), got {confidence_threshold}")
+        self.pl_target = pl_target
+        self.soft_loss = soft_loss
+        self.soft_temperature = soft_temperature
+        self.soft_reduction = soft_reduction
+        self.soft_scale = soft_scale
+        self.mix_ctc_weight = mix_ctc_weight
+        self.entropy_weight = entropy_weight
+        self.blank_handling = blank_handling
+        self.blank_weight = 0.0 if blank_handling == "drop" else blank_weight
+        self.confidence_threshold = confidence_threshold
+        self.prior_weight = prior_weight
+        self.blank_id = self.token_list.index("<blank>") if "<blank>" in self.token_list else 0
+
+    # ---- what the pseudo-labeler must store ------------------------------------------------------
+    @property
+    def needs_soft_targets(self) -> bool:
+        """Whether the unlabeled loss reads the teacher's posteriors (not only its transcript / argmax)."""
+        return self.pl_target == "soft" or self.blank_handling != "none" or self.confidence_threshold > 0
+
+    @property
+    def needs_transcripts(self) -> bool:
+        """Whether the unlabeled loss runs CTC on a (greedy or sampled) transcript."""
+        return self.pl_target in ("hard", "sampled") or self.mix_ctc_weight > 0
+
+    @property
+    def needs_token_prior(self) -> bool:
+        return self.prior_weight > 0
+
+    # ---- forward -------------------------------------------------------------------------------------
+    def forward(self, speech, speech_lengths, text=None, text_lengths=None, **kwargs):
+        """Labeled batch (``text`` given): ESPnet's CTC step. Unlabeled batch: the pseudo-label loss."""
+        pl_inputs = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("pl_")}
+        if text is not None:
+            if self.training:
+                return super().forward(speech, speech_lengths, text, text_lengths, **kwargs)
+            return self._validation_forward(speech, speech_lengths, text, text_lengths)
+        if not pl_inputs:
+            raise ValueError("a batch without 'text' must carry pseudo-label tensors (pl_*); see CPLTrainer")
+        return self._unlabeled_forward(speech, speech_lengths, **pl_inputs)
+
+    def encode(self, speech, speech_lengths, aug_seed: int | None = None):
+        """ESPnet's encoder pass; with ``aug_seed`` SpecAugment draws its masks from that seed (consistent aug)."""
+        with self._seeded_specaug(aug_seed):
+            return super().encode(speech, speech_lengths)
+
+    @contextlib.contextmanager
+    def _seeded_specaug(self, seed: int | None) -> Iterator[None]:
+        """Within the block, SpecAugment's random draws come from ``seed`` and leave the global RNG untouched."""
+        if seed is None or self.specaug is None:
+            yield
+            return
+        specaug_forward = self.specaug.forward
+
+        def seeded_forward(*args, **kwargs):
+            device = args[0].device
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                return specaug_forward(*args, **kwargs)
+
+        self.specaug.forward = seeded_forward
+        try:
+            yield
+        finally:
+            del self.specaug.forward
+
+    def _validation_forward(self, speech, speech_lengths, text, text_lengths):
+        enc, enc_lens = self.encode(speech, speech_lengths)
+        loss = self.ctc(enc, enc_lens, text, text_lengths)
+        log_probs = self.ctc.log_softmax(enc)
+        counts = {"char": None, "word": None}
+        for hyp_ids, ref_ids in zip(greedy_ctc_decode(log_probs, enc_lens, self.blank_id),
+                                    [t[t >= 0].tolist() for t in text]):
+            hyp, ref = self.ids_to_text(hyp_ids), self.ids_to_text(ref_ids)
+            for unit, (r, h) in {"char": (list(ref.replace(" ", "")), list(hyp.replace(" ", ""))),
+                                 "word": (ref.split(), hyp.split())}.items():
+                c = align(r, h)
+                counts[unit] = c if counts[unit] is None else counts[unit] + c
+        stats = {
+            "loss": loss.detach(),
+            "loss_ctc": loss.detach(),
+            "cer_ctc": counts["char"].error_rate / 100,
+            "wer_ctc": counts["word"].error_rate / 100,
+            **posterior_stats(log_probs, enc_lens, self.blank_id),
+        }
+        return force_gatherable((loss, stats, speech.shape[0]), loss.device)
+
+    def ids_to_text(self, ids: list[int]) -> str:
+        """Token ids to text: pieces joined, the word-boundary symbol (``▁`` or ``<space>``) turned into spaces."""
+        pieces = "".join(self.token_list[i] for i in ids)
+        return " ".join(pieces.replace(self.sym_space, " ").split())
+
+    def _unlabeled_forward(
+        self,
+        speech,
+        speech_lengths,
+        pl_text=None,
+        pl_text_lengths=None,
+        pl_soft_values=None,
+        pl_soft_indices=None,
+        pl_frame_ids=None,
+        pl_token_prior=None,
+        pl_aug_seed=None,
+    ):
+        aug_seed = None if pl_aug_seed is None else int(pl_aug_seed.reshape(-1)[0])
+        enc, enc_lens = self.encode(speech, speech_lengths, aug_seed=aug_seed)
+        log_probs = self.ctc.log_softmax(enc)
+        batch_size = speech.shape[0]
+        # Frame losses are means over valid frames; "utterance" rescales them to ESPnet's CTC normalization
+        # (sum over frames, mean over utterances).
+        frame_scale = self.soft_scale * (enc_lens.sum() / batch_size if self.soft_reduction == "utterance" else 1.0)
+
+        target_probs = None
+        if pl_soft_values is not None:
+            target_probs = expand_soft_targets(pl_soft_values, pl_soft_indices, log_probs.shape[-1])
+            target_probs = temper(target_probs, self.soft_temperature, log_domain=False)
+        weights = self._frame_weights(target_probs, enc_lens)
+
+        stats = {}
+        if self.pl_target in ("hard", "sampled"):
+            loss_main = self.ctc(enc, enc_lens, pl_text, pl_text_lengths)
+            stats["loss_pl_ctc"] = loss_main.detach()
+        elif self.pl_target == "soft":
+            if target_probs is None:
+                raise ValueError("pl_target 'soft' needs pl_soft_values: the trainer must keep soft targets")
+            if self.blank_handling == "factorized":
+                loss_main = reg.factorized_blank_loss(log_probs, target_probs, enc_lens, self.blank_id, weights,
+                                                      weight_by_nonblank_mass=False)
+            else:
+                loss_main = soft_cross_entropy(log_probs, target_probs, enc_lens, weights, kind=self.soft_loss)
+            loss_main = frame_scale * loss_main
+            stats["loss_pl_soft"] = loss_main.detach()
+        else:  # frame_hard
+            loss_main = frame_scale * frame_cross_entropy(log_probs, pl_frame_ids.long(), enc_lens, weights)
+            stats["loss_pl_frame"] = loss_main.detach()
+        loss = loss_main
+        if self.mix_ctc_weight > 0:
+            loss_mix = self.ctc(enc, enc_lens, pl_text, pl_text_lengths)
+            loss = loss + self.mix_ctc_weight * loss_mix
+            stats["loss_pl_mix_ctc"] = loss_mix.detach()
+        if self.entropy_weight != 0:
+            entropy = reg.frame_entropy(log_probs, enc_lens)
+            loss = loss + self.entropy_weight * entropy
+        if self.prior_weight > 0:
+            if pl_token_prior is None:
+                raise ValueError("prior_weight > 0 needs pl_token_prior: the trainer estimates it at PL start")
+            prior_kl = reg.marginal_prior_kl(log_probs, enc_lens, pl_token_prior.reshape(-1))
+            loss = loss + self.prior_weight * prior_kl
+            stats["pl_prior_kl"] = prior_kl.detach()
+        student = posterior_stats(log_probs, enc_lens, self.blank_id)
+        stats.update({f"pl_student_{k}": v for k, v in student.items()})
+        stats["loss_pl"] = loss.detach()
+        stats["loss"] = loss.detach()
+        if weights is not None:
+            stats["pl_frames_used"] = float(weights.sum() / enc_lens.sum())
+        return force_gatherable((loss, stats, batch_size), loss.device)
+
+    def _frame_weights(self, target_probs, lengths):
+        """Per-frame weights from blank handling and the confidence mask (None: every valid frame counts).
+
+        Both read the teacher posteriors, which the trainer keeps whenever ``needs_soft_targets`` says so.
+        """
+        weights = None
+        if self.blank_handling in ("drop", "downweight"):
+            weights = reg.blank_frame_weights(target_probs, lengths, self.blank_id, self.blank_weight)
+        if self.confidence_threshold > 0:
+            conf = reg.confidence_weights(target_probs, lengths, self.confidence_threshold)
+            weights = conf if weights is None else weights * conf
+        return weights

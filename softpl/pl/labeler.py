@@ -1,0 +1,92 @@
+"""Making pseudo-labels with a model, and turning cached pseudo-labels into a training batch.
+
+The teacher (the live model or its EMA copy) labels unlabeled audio in eval mode on clean input, as slimIPL
+does; options turn dropout on, or apply SpecAugment with a fixed seed (consistent augmentation: the student
+later sees the same masks). A labeled batch becomes per-utterance :class:`~softpl.pl.targets.PseudoLabel`
+records (CPU, compact); :func:`pseudo_label_batch` turns them back into the tensors ``CPLASRModel`` reads.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Iterator
+
+import torch
+
+from softpl.pl.targets import frame_id_batch, make_pseudo_labels, pack_soft_targets, sample_paths, PseudoLabel
+
+
+@contextlib.contextmanager
+def teacher_mode(model: torch.nn.Module, *, dropout: bool = False, augment: bool = False) -> Iterator[None]:
+    """Run ``model`` as a labeler: no gradients; dropout only if asked; SpecAugment only if asked.
+
+    ESPnet's ASR model applies SpecAugment when the top-level module is in training mode; every other
+    module follows ``dropout``. The modules' previous modes are restored afterwards.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.train(dropout)
+    model.training = augment
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def teacher_log_probs(
+    model, speech: torch.Tensor, speech_lengths: torch.Tensor, *, dropout: bool = False, aug_seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, V) fp32 CTC log-posteriors and (B,) encoder lengths of the teacher on one batch."""
+    with teacher_mode(model, dropout=dropout, augment=aug_seed is not None):
+        enc, enc_lens = model.encode(speech, speech_lengths, aug_seed=aug_seed)
+        return model.ctc.log_softmax(enc).float(), enc_lens
+
+
+def label_batch(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    keep_soft: bool,
+    topk: int | None,
+    sample_temperature: float | None = None,
+    generator: torch.Generator | None = None,
+    blank_id: int = 0,
+) -> tuple[list[PseudoLabel], list[list[int]]]:
+    """Pseudo-labels of one batch, plus the greedy transcripts (for diagnostics).
+
+    With ``sample_temperature`` each label's ``tokens`` is a path sampled from the tempered posteriors and
+    collapsed (the ``sampled`` target); otherwise it is the greedy transcript.
+    """
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=keep_soft, topk=topk, blank_id=blank_id)
+    greedy = [label.tokens for label in labels]
+    if sample_temperature is not None:
+        sampled = sample_paths(log_probs, lengths, sample_temperature, generator=generator, blank_id=blank_id)
+        labels = [dataclasses.replace(label, tokens=tokens) for label, tokens in zip(labels, sampled)]
+    return labels, greedy
+
+
+def pseudo_label_batch(
+    labels: list[PseudoLabel], *, transcripts: bool, soft: bool, frame_ids: bool
+) -> dict[str, torch.Tensor]:
+    """The ``pl_*`` tensors of one unlabeled batch (CPU), as ``CPLASRModel`` reads them.
+
+    ``pl_text`` (B, L) padded with -1 and ``pl_text_lengths``; ``pl_soft_values`` / ``pl_soft_indices``
+    (B, T, k) compact soft targets (expanded on the model's device); ``pl_frame_ids`` (B, T) padded with -1.
+    """
+    num_frames = max(label.num_frames for label in labels)
+    batch: dict[str, torch.Tensor] = {}
+    if transcripts:
+        lengths = torch.tensor([len(label.tokens) for label in labels], dtype=torch.long)
+        text = torch.full((len(labels), max(int(lengths.max()), 1)), -1, dtype=torch.long)
+        for b, label in enumerate(labels):
+            text[b, : len(label.tokens)] = torch.tensor(label.tokens, dtype=torch.long)
+        batch["pl_text"], batch["pl_text_lengths"] = text, lengths
+    if soft:
+        values, indices = pack_soft_targets(labels, num_frames)
+        batch["pl_soft_values"] = values
+        if indices is not None:
+            batch["pl_soft_indices"] = indices
+    if frame_ids:
+        batch["pl_frame_ids"] = frame_id_batch(labels, num_frames)
+    return batch

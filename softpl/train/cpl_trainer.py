@@ -1,0 +1,425 @@
+"""CPLTrainer: ESPnet's Trainer with slimIPL's continuous pseudo-labeling interleaved into each epoch.
+
+ESPnet's ``Trainer.train_one_epoch`` does every optimizer step (AMP, gradient accumulation and clipping,
+DDP, reporter, schedulers). CPLTrainer only changes *which batches* it sees: :class:`SlimIPL` wraps the
+labeled iterator and, once pseudo-labeling has started, yields each labeled batch together with
+``pl_unlabeled_per_labeled`` unlabeled batches in a random order (slimIPL's cycles). An unlabeled batch is a
+cached one with its pseudo-label tensors (``pl_*``); the model (:class:`~softpl.models.cpl_model.CPLASRModel`)
+computes the loss the config chose.
+
+slimIPL (method-notes §8), per unlabeled step: take the next slot of the cache (C entries, read in reshuffled
+passes); with probability p first label the next batch of the shuffled stream over the unlabeled set with
+the current model (or EMA teacher) and put it in that slot; train on the entry taken. While the cache fills,
+batches are labeled without updates.
+
+State that ESPnet's checkpoint does not hold (cache, teacher, counters, generators, alarm) is saved at the end
+of every epoch to ``<output_dir>/cpl_state/epoch<N>.rank<R>.pth``; ``--resume`` restores the file of the
+epoch the checkpoint was written at, so a killed run continues exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from espnet2.train.trainer import Trainer, TrainerOptions
+from espnet2.utils.types import str2bool
+
+from softpl.losses.regularizers import token_prior
+from softpl.metrics.collapse import CollapseAlarm, posterior_stats
+from softpl.pl.cache import PLCache
+from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs
+from softpl.pl.teacher import EMATeacher
+from softpl.scoring.wer import align
+
+
+@dataclasses.dataclass
+class CPLTrainerOptions(TrainerOptions):
+    pl_start_updates: int
+    pl_unlabeled_per_labeled: int
+    pl_cache_size: int
+    pl_refresh_prob: float
+    pl_refresh: str
+    pl_refresh_prob_max: float
+    pl_churn_scale: float
+    pl_teacher: str
+    pl_ema_decay: float
+    pl_teacher_dropout: bool
+    pl_dropout: Optional[float]
+    pl_soft_topk: int
+    pl_sample_temperature: float
+    pl_consistent_aug: bool
+    pl_diag_interval: int
+    pl_prior_batches: int
+    pl_collapse_action: str
+    pl_collapse_max_blank_rate: float
+    pl_collapse_min_mi: float
+    pl_collapse_min_length_ratio: float
+    pl_collapse_patience: int
+
+
+def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
+    """slimIPL options (defaults: slimIPL's 100 h setup, method-notes §6.1 and §8)."""
+    group = parser.add_argument_group("continuous pseudo-labeling (slimIPL)")
+    group.add_argument("--pl_start_updates", type=int, default=0,
+                       help="M: supervised updates before pseudo-labeling starts (0: at once, e.g. from a seed)")
+    group.add_argument("--pl_unlabeled_per_labeled", type=int, default=4,
+                       help="unlabeled updates per labeled update (slimIPL: 4 for 100 h, 10 for 10 h)")
+    group.add_argument("--pl_cache_size", type=int, default=100, help="C: cached unlabeled batches")
+    group.add_argument("--pl_refresh_prob", type=float, default=0.1, help="p: chance a read slot is relabeled")
+    group.add_argument("--pl_refresh", choices=("fixed", "dynamic"), default="fixed",
+                       help="dynamic: p grows towards --pl_refresh_prob_max as pseudo-labels change (churn)")
+    group.add_argument("--pl_refresh_prob_max", type=float, default=0.5, help="largest p of dynamic refresh")
+    group.add_argument("--pl_churn_scale", type=float, default=0.2,
+                       help="dynamic refresh: churn (token edit rate between a cached PL and a fresh one) "
+                            "at which p reaches its maximum")
+    group.add_argument("--pl_teacher", choices=("live", "ema"), default="live",
+                       help="labeling model: the model being trained, or its EMA (fp32 shadow weights)")
+    group.add_argument("--pl_ema_decay", type=float, default=0.999)
+    group.add_argument("--pl_teacher_dropout", type=str2bool, default=False, help="label with dropout on")
+    group.add_argument("--pl_dropout", type=float, default=None,
+                       help="dropout of every Dropout module from PL start (slimIPL: 0.1); default: unchanged")
+    group.add_argument("--pl_soft_topk", type=int, default=8,
+                       help="soft targets kept per frame in fp16 (0: full posteriors in fp32)")
+    group.add_argument("--pl_sample_temperature", type=float, default=1.0,
+                       help="temperature of the posteriors paths are sampled from (pl_target sampled)")
+    group.add_argument("--pl_consistent_aug", type=str2bool, default=False,
+                       help="the teacher labels with the SpecAugment masks the student will see")
+    group.add_argument("--pl_diag_interval", type=int, default=20,
+                       help="pseudo-label diagnostics (and the collapse alarm) every N unlabeled updates")
+    group.add_argument("--pl_prior_batches", type=int, default=10,
+                       help="labeled batches decoded at PL start for the token prior and the length reference")
+    group.add_argument("--pl_collapse_action", choices=("warn", "stop"), default="warn")
+    group.add_argument("--pl_collapse_max_blank_rate", type=float, default=0.95,
+                       help="alarm when the share of blank-argmax frames of new pseudo-labels is at least this")
+    group.add_argument("--pl_collapse_min_mi", type=float, default=0.05,
+                       help="alarm when H(mean posterior) - mean H(posterior) (nats) is at most this")
+    group.add_argument("--pl_collapse_min_length_ratio", type=float, default=0.3,
+                       help="alarm when PL tokens per frame / labeled tokens per frame is at most this")
+    group.add_argument("--pl_collapse_patience", type=int, default=3, help="consecutive diagnostics to alarm")
+
+
+class SlimIPL:
+    """Pseudo-labeling state and loop of one training process (one rank: its own cache over its own shard).
+
+    Args:
+        options: CPLTrainerOptions.
+        labeled, unlabeled: ESPnet SequenceIterFactory objects (their dataset, collate_fn and batches are used).
+        model: the model being trained (unwrapped).
+        text_ref: truth of the unlabeled utterances, read only for the pseudo-label WER (may be empty).
+        rank: distributed rank (0 without DDP).
+    """
+
+    def __init__(self, options: CPLTrainerOptions, labeled, unlabeled, model, text_ref: dict[str, str], rank: int = 0):
+        self.opt = options
+        self.labeled = labeled
+        self.unlabeled = unlabeled
+        self.rank = rank
+        self.state_dir = Path(options.output_dir) / "cpl_state"
+        self.unlabeled_batches = unlabeled.sampler.generate(0)
+        if not self.unlabeled_batches:
+            raise ValueError("the unlabeled set gave no batches: check --unlabeled_data_path_and_name_and_type")
+        self.text_ref = text_ref
+        self.keep_soft = model.needs_soft_targets or model.pl_target == "soft"
+        self.cache = PLCache(options.pl_cache_size, options.pl_refresh_prob, seed=options.seed * 1000 + rank)
+        self.alarm = CollapseAlarm(
+            max_blank_rate=options.pl_collapse_max_blank_rate,
+            min_mi_proxy=options.pl_collapse_min_mi,
+            min_length_ratio=options.pl_collapse_min_length_ratio,
+            patience=options.pl_collapse_patience,
+            action=options.pl_collapse_action,
+        )
+        self.generator = torch.Generator().manual_seed(options.seed * 1000 + 500 + rank)
+        self.teacher: EMATeacher | None = None
+        self.started = False
+        self.updates = 0  # batches trained on (labeled + unlabeled)
+        self.unlabeled_updates = 0
+        self.stream_pass = 0  # passes over the unlabeled batches
+        self.stream_pos = 0
+        self.order = self._stream_order(0)
+        self.token_prior: torch.Tensor | None = None
+        self.labeled_tokens_per_frame = math.nan
+        self.refresh_prob = options.pl_refresh_prob
+        self.diag = defaultdict(list)  # per-labeling diagnostics since the last report
+
+    # ---- data --------------------------------------------------------------------------------------
+    def _stream_order(self, stream_pass: int) -> list[int]:
+        """Batch order of one pass over the unlabeled set: a permutation reshuffled every pass."""
+        rng = np.random.RandomState(self.opt.seed * 7919 + stream_pass + 104729 * self.rank)
+        return rng.permutation(len(self.unlabeled_batches)).tolist()
+
+    def _next_unlabeled_keys(self) -> list[str]:
+        if self.stream_pos == len(self.order):
+            self.stream_pass += 1
+            self.stream_pos = 0
+            self.order = self._stream_order(self.stream_pass)
+        keys = list(self.unlabeled_batches[self.order[self.stream_pos]])
+        self.stream_pos += 1
+        return keys
+
+    def _load(self, factory, keys: list[str]) -> tuple[list[str], dict[str, torch.Tensor]]:
+        """One batch of ``keys`` through the factory's own dataset and collate function (ESPnet's loading)."""
+        return factory.collate_fn([factory.dataset[key] for key in keys])
+
+    # ---- labeling ----------------------------------------------------------------------------------
+    def _labeler(self, model):
+        return self.teacher.module if self.teacher is not None else model
+
+    def _label(self, model, device: str) -> dict:
+        """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
+        keys, batch = self._load(self.unlabeled, self._next_unlabeled_keys())
+        aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
+        log_probs, lengths = teacher_log_probs(
+            self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device),
+            dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed,
+        )
+        sampled = model.pl_target == "sampled"
+        labels, greedy = label_batch(
+            log_probs, lengths, keep_soft=self.keep_soft, topk=self.opt.pl_soft_topk or None,
+            sample_temperature=self.opt.pl_sample_temperature if sampled else None,
+            generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
+        )
+        self._record_diagnostics(model, keys, log_probs, lengths, greedy)
+        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "greedy": greedy}
+
+    def _record_diagnostics(self, model, keys, log_probs, lengths, greedy) -> None:
+        for name, value in posterior_stats(log_probs, lengths, model.blank_id).items():
+            self.diag[f"pl_{name}"].append(value)
+        tokens_per_frame = sum(map(len, greedy)) / max(int(lengths.sum()), 1)
+        self.diag["pl_length_ratio"].append(tokens_per_frame / self.labeled_tokens_per_frame)
+        refs = [(self.text_ref[key], ids) for key, ids in zip(keys, greedy) if key in self.text_ref]
+        if refs:
+            counts = [align(ref.split(), model.ids_to_text(ids).split()) for ref, ids in refs]
+            errors, words = sum(c.errors for c in counts), sum(c.n_ref for c in counts)
+            self.diag["pl_wer_vs_ref"].append(100.0 * errors / max(words, 1))
+
+    def _churn(self, model, entry: dict, device: str) -> float:
+        """Token edit rate between an entry's cached greedy PLs and what the labeler says about it now."""
+        _, batch = self._load(self.unlabeled, entry["keys"])
+        log_probs, lengths = teacher_log_probs(
+            self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
+        now, _ = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
+        counts = [align(list(map(str, old)), list(map(str, new.tokens))) for old, new in zip(entry["greedy"], now)]
+        return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def start(self, model, device: str) -> None:
+        """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length)."""
+        if self.opt.pl_dropout is not None:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = self.opt.pl_dropout
+        if self.opt.pl_teacher == "ema" and self.teacher is None:
+            self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
+        counts, blank_frames, frames, ref_tokens = defaultdict(int), 0, 0, 0
+        for keys in self.labeled.sampler.generate(0)[: self.opt.pl_prior_batches]:
+            _, batch = self._load(self.labeled, list(keys))
+            log_probs, lengths = teacher_log_probs(
+                self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
+            labels, greedy = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
+            for ids in greedy:
+                for i in ids:
+                    counts[i] += 1
+            blank_frames += sum(int((label.frame_ids == model.blank_id).sum()) for label in labels)
+            frames += int(lengths.sum())
+            ref_tokens += int(batch["text_lengths"].sum())
+        self.labeled_tokens_per_frame = ref_tokens / max(frames, 1)
+        if model.needs_token_prior:
+            self.token_prior = token_prior(dict(counts), len(model.token_list), blank_share=blank_frames / frames,
+                                           blank_id=model.blank_id)
+        self.started = True
+        logging.info(
+            "pseudo-labeling starts at update %d: %d unlabeled per labeled update, cache %d batches, p=%.3g, "
+            "target %s, teacher %s; labeled reference %.3f tokens/frame, greedy blank share %.3f",
+            self.updates, self.opt.pl_unlabeled_per_labeled, self.opt.pl_cache_size, self.opt.pl_refresh_prob,
+            model.pl_target, self.opt.pl_teacher, self.labeled_tokens_per_frame, blank_frames / max(frames, 1),
+        )
+
+    def interleave(self, model, labeled_iter, reporter, epoch: int, device: str) -> Iterator:
+        """Yield ESPnet (keys, batch) pairs: labeled batches, and after PL start unlabeled ones in between."""
+        unwrapped = getattr(model, "module", model)
+        schedule = np.random.RandomState(self.opt.seed * 31 + epoch)
+        for keys, batch in labeled_iter:
+            if not self.started and self.updates >= self.opt.pl_start_updates:
+                self.start(unwrapped, device)
+            kinds = ["labeled"]
+            if self.started:
+                kinds += ["unlabeled"] * self.opt.pl_unlabeled_per_labeled
+                schedule.shuffle(kinds)
+            for kind in kinds:
+                if kind == "labeled":
+                    yield keys, batch
+                else:
+                    yield self._unlabeled_step(unwrapped, reporter, device)
+                self.updates += 1
+                if self.teacher is not None:
+                    self.teacher.update(unwrapped)
+
+    def _unlabeled_step(self, model, reporter, device: str):
+        """One slimIPL unlabeled step: fill the cache if needed, take a slot, maybe refresh it, return the batch."""
+        while not self.cache.is_full:
+            self.cache.append(self._label(model, device), self.updates)
+            if self.cache.is_full:
+                logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels",
+                             len(self.cache), self.cache.nbytes() / 2**20)
+        slot = self.cache.next_slot()
+        entry = self.cache.get(slot)
+        if self.cache.should_refresh(self.refresh_prob):
+            if self.opt.pl_refresh == "dynamic" or self.unlabeled_updates % self.opt.pl_diag_interval == 0:
+                self.diag["pl_churn"].append(self._churn(model, entry, device))
+            self.cache.replace(slot, self._label(model, device), self.updates)
+        self.unlabeled_updates += 1
+        if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
+            self._report(reporter)
+        keys, batch = self._load(self.unlabeled, entry["keys"])
+        batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
+                                        soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
+        if self.token_prior is not None:
+            batch["pl_token_prior"] = self.token_prior
+        if entry["aug_seed"] is not None:
+            batch["pl_aug_seed"] = torch.tensor([entry["aug_seed"]])
+        return keys, batch
+
+    def _report(self, reporter) -> None:
+        """Average the diagnostics since the last report, register them, feed the collapse alarm."""
+        stats = {key: float(np.mean(values)) for key, values in self.diag.items() if values}
+        self.diag.clear()
+        if "pl_churn" in stats and self.opt.pl_refresh == "dynamic":
+            share = min(1.0, stats["pl_churn"] / self.opt.pl_churn_scale)
+            self.refresh_prob = self.opt.pl_refresh_prob + share * (self.opt.pl_refresh_prob_max - self.opt.pl_refresh_prob)
+        stats["pl_refresh_prob"] = self.refresh_prob
+        stats.update(self.cache.stats(self.updates))
+        stats["pl_cache_mbytes"] = self.cache.nbytes() / 2**20
+        alarm_stats = {k.removeprefix("pl_"): v for k, v in stats.items() if k in ("pl_blank_rate", "pl_mi_proxy")}
+        if "pl_length_ratio" in stats:
+            alarm_stats["length_ratio"] = stats["pl_length_ratio"]
+        if alarm_stats:
+            try:
+                stats["pl_collapse_alarm"] = float(self.alarm.update(alarm_stats, self.updates))
+            finally:  # also when the alarm stops training
+                self._write_alarm()
+        reporter.register(stats)
+
+    def _write_alarm(self) -> None:
+        """``<output_dir>/collapse_alarm.json``: the update and reason of the alarm's first firing (rank 0)."""
+        path = Path(self.opt.output_dir) / "collapse_alarm.json"
+        if self.alarm.fired_step is not None and self.rank == 0 and not path.exists():
+            path.write_text(json.dumps({"step": self.alarm.fired_step, "reason": self.alarm.fired_reason}) + "\n")
+
+    # ---- exact resume --------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "cache": self.cache.state_dict(),
+            "alarm": self.alarm.state_dict(),
+            "generator": self.generator.get_state(),
+            "teacher": None if self.teacher is None else self.teacher.state_dict(),
+            "started": self.started,
+            "updates": self.updates,
+            "unlabeled_updates": self.unlabeled_updates,
+            "stream_pass": self.stream_pass,
+            "stream_pos": self.stream_pos,
+            "token_prior": self.token_prior,
+            "labeled_tokens_per_frame": self.labeled_tokens_per_frame,
+            "refresh_prob": self.refresh_prob,
+            "diag": {key: list(values) for key, values in self.diag.items()},
+        }
+
+    def load_state_dict(self, state: dict, model) -> None:
+        self.cache.load_state_dict(state["cache"])
+        self.alarm.load_state_dict(state["alarm"])
+        self.generator.set_state(state["generator"])
+        self.started = state["started"]
+        self.updates = state["updates"]
+        self.unlabeled_updates = state["unlabeled_updates"]
+        self.stream_pass, self.stream_pos = state["stream_pass"], state["stream_pos"]
+        self.order = self._stream_order(self.stream_pass)
+        self.token_prior = state["token_prior"]
+        self.labeled_tokens_per_frame = state["labeled_tokens_per_frame"]
+        self.refresh_prob = state["refresh_prob"]
+        self.diag = defaultdict(list, state["diag"])
+        if self.started and self.opt.pl_dropout is not None:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = self.opt.pl_dropout
+        if state["teacher"] is not None:
+            self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
+            self.teacher.load_state_dict(state["teacher"])
+
+    def state_path(self, epoch: int) -> Path:
+        return self.state_dir / f"epoch{epoch}.rank{self.rank}.pth"
+
+    def save(self, epoch: int) -> None:
+        """Write this epoch's state atomically; keep the previous epoch's (the checkpoint may still be older)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path(epoch).with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, self.state_path(epoch))
+        stale = self.state_path(epoch - 2)
+        if stale.exists():
+            stale.unlink()
+
+
+class CPLTrainer(Trainer):
+    """ESPnet Trainer whose epochs interleave slimIPL's unlabeled updates (see module docstring).
+
+    ESPnet trainers are classes of class methods; the pseudo-labeling state of the one training run of this
+    process lives in ``CPLTrainer.slimipl``, created in :meth:`run`.
+    """
+
+    slimipl: SlimIPL | None = None
+
+    @classmethod
+    def build_options(cls, args: argparse.Namespace) -> CPLTrainerOptions:
+        from espnet2.utils.build_dataclass import build_dataclass
+
+        return build_dataclass(CPLTrainerOptions, args)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser):
+        add_pl_arguments(parser)
+
+    @classmethod
+    def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
+            plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+        rank = distributed_option.dist_rank if distributed_option.distributed else 0
+        cls.slimipl = SlimIPL(trainer_options, train_iter_factory.labeled, train_iter_factory.unlabeled, model,
+                              train_iter_factory.text_ref, rank)
+        super().run(model=model, optimizers=optimizers, schedulers=schedulers, train_iter_factory=train_iter_factory,
+                    valid_iter_factory=valid_iter_factory, plot_attention_iter_factory=plot_attention_iter_factory,
+                    trainer_options=trainer_options, distributed_option=distributed_option)
+
+    @classmethod
+    def resume(cls, checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu: int = 0, strict: bool = True):
+        super().resume(checkpoint=checkpoint, model=model, reporter=reporter, optimizers=optimizers,
+                       schedulers=schedulers, scaler=scaler, ngpu=ngpu, strict=strict)
+        epoch = reporter.get_epoch()
+        path = cls.slimipl.state_path(epoch)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} is missing: the checkpoint is from epoch {epoch} but softpl's pseudo-labeling state of that "
+                "epoch was not found, so the run cannot continue exactly; start a new --output_dir "
+                "(with --init_param <this run's model>) instead of --resume"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        cls.slimipl.load_state_dict(state, model)
+        logging.info("pseudo-labeling state restored from %s (update %d)", path, cls.slimipl.updates)
+
+    @classmethod
+    def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer,
+                        options, distributed_option) -> bool:
+        device = "cuda" if options.ngpu > 0 else "cpu"
+        epoch = reporter.get_epoch()
+        batches = cls.slimipl.interleave(model, iterator, reporter, epoch, device)
+        all_steps_are_invalid = super().train_one_epoch(
+            model=model, iterator=batches, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+            reporter=reporter, summary_writer=summary_writer, options=options, distributed_option=distributed_option)
+        cls.slimipl.save(epoch)
+        return all_steps_are_invalid

@@ -1,0 +1,34 @@
+"""Shared fixtures: the repository root and a throw-away copy of a recipe folder."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def recipe_copy(tmp_path):
+    """Make ``tmp_path/<name>`` a runnable copy of ``egs/<name>`` (local/ and conf/ linked, outputs in tmp)."""
+
+    def make(name: str = "synth_en") -> Path:
+        src = REPO / "egs" / name
+        dst = tmp_path / name
+        dst.mkdir()
+        shutil.copy2(src / "run.sh", dst / "run.sh")
+        for sub in ("local", "conf"):
+            os.symlink(src / sub, dst / sub)
+        return dst
+
+    return make
+
+
+def run_env() -> dict:
+    """Environment for recipe subprocesses: the engine found through SOFTPL_ROOT, the venv first on PATH."""
+    env = dict(os.environ)
+    env["SOFTPL_ROOT"] = str(REPO)
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    return env

@@ -1,0 +1,200 @@
+"""Pseudo-label targets: compact soft storage, tempering, sampled paths and padded batch targets."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from softpl.decode.greedy import greedy_ctc_decode
+from softpl.pl.targets import (
+    PseudoLabel,
+    SoftTarget,
+    compress_posteriors,
+    frame_id_batch,
+    make_pseudo_labels,
+    expand_soft_targets,
+    pack_soft_targets,
+    sample_paths,
+    temper,
+)
+
+FP16_UNIT_ROUNDOFF = 2.0**-11  # relative rounding of a normal fp16 number
+FP16_SUBNORMAL_STEP = 2.0**-24  # absolute spacing of fp16 subnormals
+
+
+def random_log_probs(batch: int, frames: int, vocab: int, seed: int = 0, scale: float = 3.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(batch, frames, vocab, generator=g)).log_softmax(dim=-1)
+
+
+def test_topk_reconstruction_spreads_the_leftover_mass_uniformly():
+    probs = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.06, 0.2, 0.7, 0.04]])
+    soft = compress_posteriors(probs, topk=2)
+    assert soft.values.dtype == torch.float16 and soft.indices.dtype == torch.int16
+    expected = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.05, 0.2, 0.7, 0.05]])
+    torch.testing.assert_close(soft.to_dense(), expected, atol=2e-4, rtol=0)
+
+
+def test_topk_error_bound_and_rows_sum_to_one():
+    topk = 8
+    probs = random_log_probs(1, 200, 32)[0].exp()
+    dense = compress_posteriors(probs, topk).to_dense()
+    assert dense.dtype == torch.float32 and dense.shape == (200, 32)
+    leftover = 1 - probs.topk(topk, dim=1).values.sum(dim=1)
+    assert leftover.max() > 0.01  # the bound below is exercised, not trivially met
+    rounding = FP16_UNIT_ROUNDOFF + topk * FP16_SUBNORMAL_STEP
+    l1 = (dense - probs).abs().sum(dim=1)
+    assert torch.all(l1 <= 2 * leftover + 2 * rounding)
+    assert torch.all((dense.sum(dim=1) - 1).abs() <= 2 * rounding)
+
+
+def test_topk_storage_is_a_quarter_of_full_fp32_for_top8_of_32():
+    probs = random_log_probs(1, 10, 32)[0].exp()
+    compact = compress_posteriors(probs, topk=8)
+    full = compress_posteriors(probs, topk=None)
+    assert compact.nbytes == 10 * 8 * (2 + 2)  # fp16 values + int16 indices
+    assert full.nbytes == 10 * 32 * 4
+    assert compact.nbytes / full.nbytes == 0.25
+
+
+@pytest.mark.parametrize("topk", [None, 32, 100])
+def test_full_storage_is_exact(topk):
+    probs = random_log_probs(1, 5, 32)[0].exp()
+    soft = compress_posteriors(probs, topk)
+    assert soft.indices is None and soft.values.dtype == torch.float32
+    assert torch.equal(soft.to_dense(), probs)
+
+
+def test_large_vocabularies_store_int32_indices():
+    probs = torch.full((2, 40000), 1 / 40000)
+    assert compress_posteriors(probs, topk=4).indices.dtype == torch.int32
+    with pytest.raises(ValueError, match="topk must be a positive"):
+        compress_posteriors(probs, topk=0)
+
+
+def test_temper_identity_sharpening_and_argmax_limit():
+    q = torch.tensor([0.5, 0.25, 0.25])
+    assert temper(q, 1.0, log_domain=False) is q
+    # q^2 / sum(q^2) = [0.25, 0.0625, 0.0625] / 0.375
+    torch.testing.assert_close(temper(q, 0.5, log_domain=False), torch.tensor([2 / 3, 1 / 6, 1 / 6]))
+    torch.testing.assert_close(temper(q.log(), 0.5, log_domain=True).exp(), torch.tensor([2 / 3, 1 / 6, 1 / 6]))
+    torch.testing.assert_close(temper(q, 0.01, log_domain=False), torch.tensor([1.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        temper(q, 0.0, log_domain=False)
+
+
+def test_sampling_at_a_tiny_temperature_is_greedy():
+    log_probs = random_log_probs(4, 30, 6, seed=1)
+    lengths = torch.tensor([30, 25, 7, 0])
+    generator = torch.Generator().manual_seed(0)
+    sampled = sample_paths(log_probs, lengths, temperature=1e-5, generator=generator)
+    assert sampled == greedy_ctc_decode(log_probs, lengths)
+
+
+def test_sampling_is_reproducible_with_a_fixed_generator():
+    log_probs = random_log_probs(3, 40, 5, seed=2, scale=1.0)
+    lengths = torch.tensor([40, 33, 12])
+    first = sample_paths(log_probs, lengths, generator=torch.Generator().manual_seed(7))
+    again = sample_paths(log_probs, lengths, generator=torch.Generator().manual_seed(7))
+    other = sample_paths(log_probs, lengths, generator=torch.Generator().manual_seed(8))
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.parametrize(
+    ("temperature", "expected"),
+    [(1.0, [0.5, 0.2, 0.3]), (0.5, [0.25 / 0.38, 0.04 / 0.38, 0.09 / 0.38])],  # q^(1/τ) renormalized
+)
+def test_sampled_frequencies_of_a_one_frame_distribution(temperature, expected):
+    draws = 20000
+    q = torch.tensor([0.5, 0.2, 0.3])  # blank, token 1, token 2
+    log_probs = q.log().expand(draws, 1, 3)
+    paths = sample_paths(log_probs, torch.ones(draws, dtype=torch.long), temperature, torch.Generator().manual_seed(3))
+    counts = [sum(path == outcome for path in paths) for outcome in ([], [1], [2])]
+    frequencies = torch.tensor(counts, dtype=torch.float) / draws
+    torch.testing.assert_close(frequencies, torch.tensor(expected), atol=0.015, rtol=0)
+
+
+def hand_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two utterances over V=4: paths "1 1 0 2 2" (5 frames) and "3 0 3" + 2 padding frames."""
+    paths = torch.tensor([[1, 1, 0, 2, 2], [3, 0, 3, 1, 1]])
+    log_probs = (4.0 * torch.nn.functional.one_hot(paths, 4).float()).log_softmax(dim=-1)
+    return log_probs, torch.tensor([5, 3])
+
+
+def test_make_pseudo_labels_hard_and_soft():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2)
+    assert [label.tokens for label in labels] == [[1, 2], [3, 3]]
+    assert [label.num_frames for label in labels] == [5, 3]
+    assert labels[1].frame_ids.tolist() == [3, 0, 3] and labels[1].frame_ids.dtype == torch.int16
+    assert labels[0].soft.values.shape == (5, 2) and labels[0].soft.values.device.type == "cpu"
+    torch.testing.assert_close(labels[1].soft.to_dense(), log_probs[1, :3].exp(), atol=1e-3, rtol=0)
+    # frame ids (5 * int16) + top-2 values and indices (5 * 2 * (2 + 2))
+    assert labels[0].nbytes == 10 + 40
+    hard_only = make_pseudo_labels(log_probs, lengths, keep_soft=False)
+    assert all(label.soft is None for label in hard_only) and hard_only[0].nbytes == 10
+
+
+def test_make_pseudo_labels_rejects_raw_logits_naming_the_utterance():
+    log_probs, lengths = hand_batch()
+    logits = log_probs.clone()
+    logits[1] += 1.0
+    with pytest.raises(ValueError, match="utterance 1 of the batch, frame 0.*not raw logits"):
+        make_pseudo_labels(logits, lengths, keep_soft=True)
+
+
+def test_packed_soft_targets_expand_to_the_stored_posteriors_with_zero_padding():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=None)
+    values, indices = pack_soft_targets(labels, 6, lengths=lengths)
+    assert indices is None and values.shape == (2, 6, 4)
+    targets = expand_soft_targets(values, indices, 4)
+    assert torch.equal(targets[0, 5], torch.zeros(4)) and torch.equal(targets[1, 3:], torch.zeros(3, 4))
+    torch.testing.assert_close(targets[1, :3], log_probs[1, :3].exp())
+
+
+def test_packed_topk_targets_expand_like_each_utterance_alone():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2)
+    values, indices = pack_soft_targets(labels, 5)
+    assert values.dtype == torch.float16 and indices.shape == (2, 5, 2)
+    batch = expand_soft_targets(values, indices, 4)
+    for b, label in enumerate(labels):
+        torch.testing.assert_close(batch[b, : label.num_frames], label.soft.to_dense())
+
+
+def test_frame_id_batch_pads_with_minus_one():
+    log_probs, lengths = hand_batch()
+    ids = frame_id_batch(make_pseudo_labels(log_probs, lengths, keep_soft=False), 5)
+    assert ids.dtype == torch.long
+    assert ids.tolist() == [[1, 1, 0, 2, 2], [3, 0, 3, -1, -1]]
+
+
+def test_frame_mismatch_between_teacher_and_student_names_the_utterance():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True)
+    with pytest.raises(ValueError, match="utterance 0 .*5 frames but the student has only 4"):
+        pack_soft_targets(labels, 4)
+    with pytest.raises(ValueError, match="utterance 1 .*3 frames but the student has 2 frames"):
+        frame_id_batch(labels, 5, lengths=torch.tensor([5, 2]))
+
+
+def test_packing_soft_targets_needs_soft_labels():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=False)
+    with pytest.raises(ValueError, match="utterance 0 .*keep_soft=True"):
+        pack_soft_targets(labels, 5)
+
+
+def test_pseudo_labels_load_with_weights_only():
+    log_probs, lengths = hand_batch()
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2)
+    buffer = io.BytesIO()
+    torch.save(labels, buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=True)
+    assert isinstance(restored[0], PseudoLabel) and isinstance(restored[0].soft, SoftTarget)
+    assert restored[1].tokens == [3, 3]
+    assert torch.equal(restored[0].soft.to_dense(), labels[0].soft.to_dense())
