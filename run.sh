@@ -6,8 +6,11 @@
 # place at the end, and a stage leaves a marker holding its options; a later call with the same options
 # skips it ("already done"), a call with other options redoes it. --force true redoes stages anyway.
 set -euo pipefail
+{ # The whole script is one block: bash reads it completely before running, so editing this file while a
+  # recipe runs cannot change what the running recipe does.
 
 softpl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+invocation="$(basename "$PWD")/run.sh $*"  # recorded in RESULTS.md
 if [ ! -f local/data.sh ]; then
   # Not in a recipe: run the embedded default recipe.
   cd "$softpl_root/egs/synth_en"
@@ -35,7 +38,12 @@ nbpe=100                 # stage 4: vocabulary size for bpe
 seed_config=conf/train_seed.yaml  # stage 6: ESPnet ASR training config of the seed model
 seed_args=""             # stage 6: extra options for espnet2.bin.asr_train
 seed_exp=exp/asr_seed    # stage 6: seed experiment folder
-decode_batch_size=16     # stage 7: utterances per batch for greedy CTC decoding
+pl_train_config=conf/train_pl.yaml  # stage 8: continuation schedule shared by the PL runs and the baseline
+pl_configs="hard soft"   # stage 8: PL variants (names under conf/pl/ or YAML paths), one run each
+pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
+supervised_baseline=true # stage 8: also train the supervised-only continuation (stock ESPnet, same updates)
+continuation_model=latest.pth  # stages 9-10: checkpoint of continuation runs decoded (after all their updates)
+decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
 dumpdir=dump             # formatted data
 expdir=exp               # experiments
@@ -51,7 +59,10 @@ Stages:
   5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>
   6  seed training (stock espnet2.bin.asr_train) -> exp/asr_seed
   7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy/<set>, RESULTS.md
-  8-10 reserved for continuous pseudo-labeling
+  8  continuous pseudo-labeling from the seed, one run per --pl_configs entry -> exp/pl_<name>;
+     plus the supervised-only ESPnet continuation with as many updates  -> exp/asr_supervised_cont
+  9  decode + score the runs of stage 8         -> exp/<run>/decode_greedy/<set>
+  10 report: RESULTS.md (baselines first, then PL variants) + curves -> RESULTS.md, plots/
 
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
@@ -62,6 +73,8 @@ Options (default):
   --test_sets ("${test_sets}") --fs (${fs}) --min_dur (${min_dur}) --max_dur (${max_dur})
   --token_type (${token_type}: char|bpe) --nbpe (${nbpe})
   --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp})
+  --pl_train_config (${pl_train_config}) --pl_configs ("${pl_configs}") --pl_args ("${pl_args}")
+  --supervised_baseline (${supervised_baseline}) --continuation_model (${continuation_model})
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
   --dumpdir (${dumpdir}) --expdir (${expdir})
 EOF
@@ -247,9 +260,11 @@ fi
 # Decode + score one model on every test set, then refresh the summary table.
 decode_and_score() {  # decode_and_score <exp_dir> <model_file>
   local exp=$1 model=$2 dec=$1/decode_greedy
+  # shellcheck disable=SC2046
+  $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
+    --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) --output_dir "$dec" \
+    --batch_size "$decode_batch_size" --ngpu "$ngpu"
   for set in $test_sets; do
-    $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
-      --data_dir "$data_feats/$set" --output_dir "$dec/$set" --batch_size "$decode_batch_size" --ngpu "$ngpu"
     $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$dec/$set/text" \
       --utt2spk "$data_feats/$set/utt2spk" --out_dir "$dec/$set"
   done
@@ -270,11 +285,82 @@ if run_stage 7; then
   stage_timer_start
   decode_and_score "$seed_exp" "$seed_exp/valid.loss.ave.pth"
   $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
-    --command "$(basename "$PWD"): ./run.sh --stage 7 --stop_stage 7 (after stages 1-6)"
+    --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
   stage_timer_end 7
 fi
 
-if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 10 ]; then
-  log "stages 8-10 (continuous pseudo-labeling) are not available yet; stopping after stage 7"
+# Continuation runs of stage 8: the supervised baseline first, then one per PL variant.
+pl_config_path() {  # a --pl_configs entry: a YAML path, or a name under the recipe's or softpl's conf/pl/
+  if [ -f "$1" ]; then echo "$1"
+  elif [ -f "conf/pl/$1.yaml" ]; then echo "conf/pl/$1.yaml"
+  elif [ -f "$softpl_root/conf/pl/$1.yaml" ]; then echo "$softpl_root/conf/pl/$1.yaml"
+  else echo "run.sh: PL config '$1' not found (conf/pl/$1.yaml, $softpl_root/conf/pl/$1.yaml)" >&2; return 1
+  fi
+}
+continuation_runs=""
+[ "$supervised_baseline" = true ] && continuation_runs="asr_supervised_cont"
+declare -A pl_yaml_of=()
+for name in $pl_configs; do
+  run=pl_$(basename "$name" .yaml)
+  pl_yaml_of[$run]=$(pl_config_path "$name") || exit 1
+  continuation_runs="$continuation_runs $run"
+done
+
+# ---- stage 8: continuous pseudo-labeling -----------------------------------------------------------
+if run_stage 8; then
+  for run in $continuation_runs; do
+    exp=$expdir/$run
+    mkdir -p "$exp"
+    if [ "$run" = asr_supervised_cont ]; then
+      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$exp/train.yaml.new"
+      trainer=espnet2.bin.asr_train; extra=()
+    else
+      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[$run]}" \
+        --out "$exp/train.yaml.new"
+      trainer=softpl.bin.cpl_train
+      extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
+             --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
+    fi
+    sig="config=$(sha1sum < "$exp/train.yaml.new" | cut -c1-12) seed=$seed ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
+    if stage_done "$exp/.stage8.done" "$sig"; then
+      log "stage 8: $run already trained"; rm -f "$exp/train.yaml.new"; continue
+    fi
+    [ -f "$exp/train.yaml" ] && ! cmp -s "$exp/train.yaml" "$exp/train.yaml.new" && rm -rf "$exp" && mkdir -p "$exp"
+    mv "$exp/train.yaml.new" "$exp/train.yaml"
+    log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
+    stage_timer_start
+    rm -f "$exp/.stage8.done"
+    # shellcheck disable=SC2086
+    $python -m $trainer --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" \
+      --normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz" \
+      --train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe" \
+      --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe" \
+      --init_param "$seed_exp/valid.loss.ave.pth" --ngpu "$ngpu" --seed "$seed" --resume true \
+      --output_dir "$exp" $pl_args > "$exp/train.log" 2>&1 \
+      || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; exit 1; }
+    mark_done "$exp/.stage8.done" "$sig"
+    stage_timer_end "8 ($run)"
+  done
 fi
-log "done: stages ${stage}-$(( stop_stage < 7 ? stop_stage : 7 ))"
+
+# ---- stage 9: decode + score the continuation runs --------------------------------------------------
+if run_stage 9; then
+  for run in $continuation_runs; do
+    log "stage 9: greedy CTC decoding and scoring of $expdir/$run ($continuation_model) on: $test_sets"
+    stage_timer_start
+    decode_and_score "$expdir/$run" "$expdir/$run/$continuation_model"
+    stage_timer_end "9 ($run)"
+  done
+fi
+
+# ---- stage 10: report -------------------------------------------------------------------------------
+if run_stage 10; then
+  log "stage 10: RESULTS.md and curves"
+  # shellcheck disable=SC2086
+  $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
+    --models "$(basename "$seed_exp")" $continuation_runs --plots plots --title "RESULTS: $(basename "$PWD")" \
+    --command "$invocation"
+fi
+log "done: stages ${stage}-${stop_stage}"
+exit 0
+}

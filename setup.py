@@ -16,6 +16,7 @@ install_requires = [
     "tqdm>=4.66",
     "matplotlib>=3.8",
     "tensorboard>=2.15",
+    "editdistance>=0.8",  # ESPnet computes validation CER with it but does not declare it
 ]
 
 setup(

@@ -1,25 +1,26 @@
 """Batched greedy CTC decoding of a data dir with an ESPnet ASR model (stock or softpl-trained).
 
-Loads the model with ESPnet's ``ASRTask.build_model_from_file`` and the audio with ESPnet's streaming
-iterator (utterances sorted by length so batches waste little padding), takes the frame-wise argmax of
+Loads the model with ESPnet's ``ASRTask.build_model_from_file`` and the audio with ESPnet's dataset
+(batches of utterances of similar length, so they waste little padding), takes the frame-wise argmax of
 the CTC posteriors (:func:`softpl.decode.greedy.greedy_ctc_decode`) and detokenizes with ESPnet's
-tokenizer. Writes ``<output_dir>/{text,token,token_int}`` (Kaldi style, sorted by utterance id).
+tokenizer. Writes ``<output_dir>/<set>/{text,token,token_int}`` (Kaldi style, sorted by utterance id).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import softpl.models  # noqa: F401  (registers softpl's model classes in ESPnet)
 from espnet2.tasks.asr import ASRTask
 from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
+from espnet2.train.dataset import ESPnetDataset
 
 from softpl.data.datadir import read_table, write_table
 from softpl.decode.greedy import greedy_ctc_decode
@@ -37,19 +38,15 @@ def load_asr_model(config: Path, model_file: Path, device: str):
 def decode_data_dir(model, args, data_dir: Path, output_dir: Path, batch_size: int, device: str) -> dict:
     """Decode every utterance of ``data_dir``; return timing statistics."""
     lengths = {key: int(value) for _, key, value in read_table(data_dir / "utt2num_samples")}
-    with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
-        for key in sorted(lengths, key=lambda k: (-lengths[k], k)):
-            f.write(f"{key} {lengths[key]}\n")
-        key_file = f.name
-    loader = ASRTask.build_streaming_iterator(
-        [(str(data_dir / "wav.scp"), "speech", "sound")],
-        dtype="float32",
-        batch_size=batch_size,
-        key_file=key_file,
-        num_workers=0,
-        preprocess_fn=ASRTask.build_preprocess_fn(args, False),
+    # ESPnet's map-style dataset with batches of similar length (longest first), so padding wastes little.
+    dataset = ESPnetDataset(
+        [(str(data_dir / "wav.scp"), "speech", "sound")], preprocess=ASRTask.build_preprocess_fn(args, False)
+    )
+    ordered = sorted(lengths, key=lambda k: (-lengths[k], k))
+    loader = DataLoader(
+        dataset,
+        batch_sampler=[ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)],
         collate_fn=ASRTask.build_collate_fn(args, False),
-        inference=True,
     )
     tokenizer = build_tokenizer(token_type=args.token_type, bpemodel=args.bpemodel)
     converter = TokenIDConverter(token_list=args.token_list)
@@ -71,7 +68,6 @@ def decode_data_dir(model, args, data_dir: Path, output_dir: Path, batch_size: i
                 texts[key] = tokenizer.tokens2text(pieces).strip()
             bar.update(len(keys))
     elapsed = time.perf_counter() - start
-    Path(key_file).unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     write_table(output_dir / "text", texts)
     write_table(output_dir / "token", tokens)
@@ -83,19 +79,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--asr_train_config", type=Path, required=True)
     parser.add_argument("--asr_model_file", type=Path, required=True)
-    parser.add_argument("--data_dir", type=Path, required=True, help="formatted data dir (wav.scp, utt2num_samples)")
-    parser.add_argument("--output_dir", type=Path, required=True)
+    parser.add_argument("--data_dir", type=Path, nargs="+", required=True,
+                        help="formatted data dirs (wav.scp, utt2num_samples, utt2dur)")
+    parser.add_argument("--output_dir", type=Path, required=True,
+                        help="decode folder; each data dir's output goes to <output_dir>/<data dir name>")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = "cuda" if args.ngpu > 0 else "cpu"
     model, train_args = load_asr_model(args.asr_train_config, args.asr_model_file, device)
-    stats = decode_data_dir(model, train_args, args.data_dir, args.output_dir, args.batch_size, device)
-    logging.info(
-        "decoded %d utterances of %s (%.1f s of audio) in %.1f s (RTF %.3f) -> %s/text",
-        stats["utterances"], args.data_dir, stats["audio_s"], stats["elapsed_s"], stats["rtf"], args.output_dir,
-    )
+    for data_dir in args.data_dir:
+        output_dir = args.output_dir / data_dir.name
+        stats = decode_data_dir(model, train_args, data_dir, output_dir, args.batch_size, device)
+        logging.info(
+            "decoded %d utterances of %s (%.1f s of audio) in %.1f s (RTF %.3f) -> %s/text",
+            stats["utterances"], data_dir, stats["audio_s"], stats["elapsed_s"], stats["rtf"], output_dir,
+        )
 
 
 if __name__ == "__main__":

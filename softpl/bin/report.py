@@ -14,24 +14,45 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
 
+from softpl.scoring.history import final_pl_summary, plot_curves, read_history
 from softpl.scoring.results import (decode_results_md, discovered_sets, environment, find_decodes,
                                     select_models, summary_md)
 
 
+def pl_columns(exp: Path) -> dict[str, object]:
+    """Summary columns of a pseudo-labeling run (a folder with ``cpl_history.jsonl``)."""
+    final = final_pl_summary(exp)
+    return {
+        "updates": f"{final['updates']:.0f}",
+        "final PL blank rate": f"{final['pl_blank_rate']:.3f}",
+        "final PL frame entropy": f"{final['pl_frame_entropy']:.3f}",
+        "final PL WER": f"{final['pl_wer_vs_ref']:.2f}",
+        "collapse alarm": "no" if final["alarm_step"] is None else f"update {final['alarm_step']}",
+    }
+
+
 def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] | None = None,
-           models: list[str] | None = None) -> None:
-    """Write every decode folder's RESULTS.md and the summary ``out``."""
+           models: list[str] | None = None, plots: Path | None = None) -> None:
+    """Write every decode folder's RESULTS.md and the summary ``out`` (and curves under ``plots``)."""
     decodes = find_decodes(exp_dir)
     if not decodes:
         raise FileNotFoundError(f"{exp_dir}: no <model>/decode_*/<set>/scores.json; decode and score first "
                                 "(stages 7 and 9, softpl.bin.score)")
     env = environment(command)
     chosen = select_models(decodes, models)
-    summary = summary_md(chosen, sets or discovered_sets(chosen), title, env)
+    pl_runs = [name for name in dict.fromkeys(d.model for d in chosen) if (exp_dir / name / "cpl_history.jsonl").exists()]
+    extra = {name: pl_columns(exp_dir / name) for name in pl_runs}
+    notes = ""
+    if plots is not None and pl_runs:
+        curves = plot_curves({name: read_history(exp_dir / name) for name in pl_runs}, plots)
+        rel = [Path(os.path.relpath(path, out.parent)) for path in curves]
+        notes = "\n## Curves (against updates)\n\n" + "".join(f"![{p.stem}]({p})\n" for p in rel)
+    summary = summary_md(chosen, sets or discovered_sets(chosen), title, env, extra, notes)
     for decode in decodes:
         (decode.path / "RESULTS.md").write_text(decode_results_md(decode, exp_dir.name, env), encoding="utf-8")
     out.write_text(summary, encoding="utf-8")
@@ -46,10 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", nargs="+", help="evaluation sets, in column order (default: all, as discovered)")
     parser.add_argument("--models", nargs="+", help="model folders to list, in row order (default: all, sorted)")
     parser.add_argument("--command", help="the command that produced the results (default: this command line)")
+    parser.add_argument("--plots", type=Path, help="folder for PNG curves of the pseudo-labeling runs (linked)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     command = args.command or "python -m softpl.bin.report " + shlex.join(sys.argv[1:] if argv is None else argv)
-    report(args.exp_dir, args.out, args.title, command, args.sets, args.models)
+    report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,11 @@ class CPLASRModel(ESPnetASRModel):
         blank_weight: float = 0.0,
         confidence_threshold: float = 0.0,
         prior_weight: float = 0.0,
+        sym_space: str = "<space>",
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, sym_space=sym_space, **kwargs)
+        self.sym_space = sym_space
         if self.ctc_weight != 1.0:
             raise ValueError(
                 f"model cpl is CTC-only: set model_conf.ctc_weight to 1.0 (got {self.ctc_weight})"

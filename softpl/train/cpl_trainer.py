@@ -353,6 +353,17 @@ class SlimIPL:
             self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
             self.teacher.load_state_dict(state["teacher"])
 
+    def record_history(self, epoch: int) -> None:
+        """Append ``{"epoch", "updates"}`` to ``<output_dir>/cpl_history.jsonl`` (rank 0); a replayed epoch
+        (after a resume) replaces its earlier line. The report plots curves against these update counts."""
+        if self.rank != 0:
+            return
+        path = Path(self.opt.output_dir) / "cpl_history.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        lines = [line for line in lines if json.loads(line)["epoch"] < epoch]
+        lines.append(json.dumps({"epoch": epoch, "updates": self.updates, "pl_started": self.started}))
+        path.write_text("\n".join(lines) + "\n")
+
     def state_path(self, epoch: int) -> Path:
         return self.state_dir / f"epoch{epoch}.rank{self.rank}.pth"
 
@@ -422,4 +433,5 @@ class CPLTrainer(Trainer):
             model=model, iterator=batches, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
             reporter=reporter, summary_writer=summary_writer, options=options, distributed_option=distributed_option)
         cls.slimipl.save(epoch)
+        cls.slimipl.record_history(epoch)
         return all_steps_are_invalid

@@ -1,0 +1,16 @@
+"""Continuous pseudo-labeling training (slimIPL with hard, soft, frame-level or sampled targets).
+
+``python -m softpl.bin.cpl_train --config conf.yaml --init_param seed.pth ...``: ESPnet's ASR training
+command line (every option of ``espnet2.bin.asr_train`` works: ``--ngpu``, ``--multiprocessing_distributed``,
+``--resume``, ``--use_amp``, ``--keep_nbest_models``, ...) plus the unlabeled data and ``--pl_*`` options of
+:class:`softpl.tasks.cpl_asr.CPLASRTask`; ``--help`` lists them all.
+"""
+from softpl.tasks.cpl_asr import CPLASRTask
+
+
+def main(cmd=None):
+    CPLASRTask.main(cmd=cmd)
+
+
+if __name__ == "__main__":
+    main()

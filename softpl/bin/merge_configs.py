@@ -1,0 +1,72 @@
+"""Merge ESPnet YAML configs: later files override earlier ones; mappings (``*_conf``) merge key by key.
+
+A pseudo-labeling run's config is the seed's architecture + the corpus' continuation schedule + one PL
+variant: ``python -m softpl.bin.merge_configs conf/train_seed.yaml conf/train_pl.yaml conf/pl/soft.yaml
+--out exp/pl_soft/train.yaml``. ``--supervised`` makes the matching supervised-only continuation for stock
+ESPnet: the ``pl_*`` keys are dropped and ``num_iters_per_epoch`` is multiplied by
+``1 + pl_unlabeled_per_labeled``, so it makes as many updates as a pseudo-labeling run.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+PL_DEFAULT_UNLABELED_PER_LABELED = 4  # CPLTrainer's default, used when no config sets it
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` updated with ``override``; nested mappings are merged rather than replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_yaml(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: an ESPnet config must be a YAML mapping of option names to values")
+    return config
+
+
+def supervised_equivalent(config: dict) -> dict:
+    """The supervised-only continuation matching a pseudo-labeling config (same number of updates)."""
+    ratio = config.get("pl_unlabeled_per_labeled", PL_DEFAULT_UNLABELED_PER_LABELED)
+    if "num_iters_per_epoch" not in config:
+        raise ValueError("--supervised needs num_iters_per_epoch in the configs, to match the number of updates")
+    plain = {k: v for k, v in config.items() if not k.startswith(("pl_", "unlabeled_"))}
+    plain["num_iters_per_epoch"] = config["num_iters_per_epoch"] * (1 + ratio)
+    if plain.get("model") == "cpl":
+        del plain["model"]
+    if isinstance(plain.get("model_conf"), dict):
+        plain["model_conf"] = {k: v for k, v in plain["model_conf"].items() if k in ESPNET_MODEL_KEYS}
+    return plain
+
+
+ESPNET_MODEL_KEYS = ("ctc_weight", "interctc_weight", "ignore_id", "lsm_weight", "length_normalized_loss",
+                     "report_cer", "report_wer", "sym_space", "sym_blank", "extract_feats_in_collect_stats")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", type=Path, nargs="+", help="YAML files, later ones override earlier ones")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--supervised", action="store_true", help="supervised-only equivalent (see above)")
+    args = parser.parse_args(argv)
+    merged: dict = {}
+    for path in args.configs:
+        merged = deep_merge(merged, load_yaml(path))
+    if args.supervised:
+        merged = supervised_equivalent(merged)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
