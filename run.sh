@@ -96,6 +96,17 @@ stage_done() {  # stage_done <marker> <signature>
   [ "$force" != true ] && [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]
 }
 mark_done() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" > "$1"; }
+# A training folder is resumed (--resume true) only by a run with the same options; other options start afresh.
+claim_exp_dir() {  # claim_exp_dir <dir> <signature>
+  if [ -f "$1/.options" ] && [ "$(cat "$1/.options")" != "$2" ]; then
+    log "$1 was started with other options: starting it afresh"
+    rm -rf "$1"
+  elif [ ! -f "$1/.options" ] && [ -f "$1/checkpoint.pth" ]; then
+    echo "run.sh: $1 holds a training run of unknown options; remove it (or move it away) and rerun" >&2
+    exit 1
+  fi
+  mkdir -p "$1"; printf '%s' "$2" > "$1/.options"
+}
 stage_timer_start() { _t0=$(date +%s); }
 stage_timer_end() { log "stage $1 finished in $(( $(date +%s) - _t0 )) s"; }
 
@@ -242,7 +253,7 @@ if run_stage 6; then
     log "stage 6: seed training with espnet2.bin.asr_train -> $seed_exp (log: $seed_exp/train.log)"
     stage_timer_start
     rm -f "$seed_exp/.stage6.done"
-    mkdir -p "$seed_exp"
+    claim_exp_dir "$seed_exp" "$sig"
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
     $python -m espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" \
@@ -310,23 +321,23 @@ done
 if run_stage 8; then
   for run in $continuation_runs; do
     exp=$expdir/$run
-    mkdir -p "$exp"
+    new_config=$expdir/.$run.train.yaml
     if [ "$run" = asr_supervised_cont ]; then
-      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$exp/train.yaml.new"
+      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$new_config"
       trainer=espnet2.bin.asr_train; extra=()
     else
       $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[$run]}" \
-        --out "$exp/train.yaml.new"
+        --out "$new_config"
       trainer=softpl.bin.cpl_train
       extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
              --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
     fi
-    sig="config=$(sha1sum < "$exp/train.yaml.new" | cut -c1-12) seed=$seed ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
+    sig="config=$(sha1sum < "$new_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
     if stage_done "$exp/.stage8.done" "$sig"; then
-      log "stage 8: $run already trained"; rm -f "$exp/train.yaml.new"; continue
+      log "stage 8: $run already trained"; rm -f "$new_config"; continue
     fi
-    [ -f "$exp/train.yaml" ] && ! cmp -s "$exp/train.yaml" "$exp/train.yaml.new" && rm -rf "$exp" && mkdir -p "$exp"
-    mv "$exp/train.yaml.new" "$exp/train.yaml"
+    claim_exp_dir "$exp" "$sig"
+    mv "$new_config" "$exp/train.yaml"
     log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
     stage_timer_start
     rm -f "$exp/.stage8.done"

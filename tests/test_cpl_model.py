@@ -1,0 +1,149 @@
+"""CPLASRModel: each pseudo-label loss equals its definition composed by hand from the student's posteriors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from softpl.losses import regularizers as reg
+from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
+from softpl.pl.targets import expand_soft_targets, temper
+from softpl.tasks.cpl_asr import CPLASRTask
+
+TOKENS = ["<blank>", "<unk>", "▁", "A", "B", "C", "<sos/eos>"]
+
+
+def build_model(tmp_path, **model_conf):
+    (tmp_path / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
+    conf = ["--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁"]
+    for key, value in model_conf.items():
+        conf += ["--model_conf", f"{key}={value}"]
+    args = CPLASRTask.get_parser().parse_args([
+        "--output_dir", str(tmp_path), "--token_list", str(tmp_path / "tokens.txt"), "--model", "cpl",
+        "--input_size", "8", "--encoder", "transformer", "--encoder_conf", "output_size=8",
+        "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=8", "--encoder_conf", "num_blocks=1",
+        "--encoder_conf", "input_layer=linear", "--encoder_conf", "dropout_rate=0.0",
+        "--encoder_conf", "attention_dropout_rate=0.0", "--encoder_conf", "positional_dropout_rate=0.0", *conf,
+    ])
+    torch.manual_seed(0)
+    return CPLASRTask.build_model(args).eval()  # eval: no dropout, so forward passes are repeatable
+
+
+def batch(model, *, soft_topk=2):
+    """Unlabeled speech (B=2 feature sequences) and pseudo-labels made from the model's own posteriors."""
+    torch.manual_seed(1)
+    speech = torch.randn(2, 7, 8)
+    lengths = torch.tensor([7, 5])
+    with torch.no_grad():
+        enc, enc_lens = model.encode(speech, lengths)
+        teacher = model.ctc.log_softmax(enc).exp()
+    values, indices = teacher.topk(soft_topk, dim=-1)
+    return speech, lengths, {
+        "pl_text": torch.tensor([[3, 4, 5], [4, -1, -1]]), "pl_text_lengths": torch.tensor([3, 1]),
+        "pl_soft_values": values.half(), "pl_soft_indices": indices, "pl_frame_ids": teacher.argmax(-1),
+    }
+
+
+def student(model, speech, lengths):
+    enc, enc_lens = model.encode(speech, lengths)
+    return enc, enc_lens, model.ctc.log_softmax(enc)
+
+
+def test_hard_target_is_ctc_on_the_pseudo_transcript(tmp_path):
+    model = build_model(tmp_path, pl_target="hard")
+    speech, lengths, pl = batch(model)
+    loss, stats, weight = model(speech, lengths, **pl)
+    loss = loss.squeeze()  # force_gatherable makes it (1,)
+    enc, enc_lens, _ = student(model, speech, lengths)
+    torch.testing.assert_close(loss, model.ctc(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"]))
+    assert int(weight) == 2 and "pl_student_blank_rate" in stats
+
+
+def test_soft_target_is_frame_ce_on_espnets_ctc_scale(tmp_path):
+    model = build_model(tmp_path, pl_target="soft", soft_temperature=0.5)
+    speech, lengths, pl = batch(model)
+    loss, stats, _ = model(speech, lengths, **pl)
+    loss = loss.squeeze()
+    _, enc_lens, log_probs = student(model, speech, lengths)
+    q = temper(expand_soft_targets(pl["pl_soft_values"], pl["pl_soft_indices"], len(TOKENS)), 0.5, log_domain=False)
+    per_frame = soft_cross_entropy(log_probs, q, enc_lens)
+    # "utterance" reduction: the frame mean times frames per utterance = sum over frames / B, as ESPnet's CTC.
+    torch.testing.assert_close(loss, per_frame * enc_lens.sum() / 2)
+    frame_model = build_model(tmp_path, pl_target="soft", soft_temperature=0.5, soft_reduction="frame",
+                              soft_scale=20)
+    torch.testing.assert_close(frame_model(speech, lengths, **pl)[0].squeeze(), 20 * per_frame)
+
+
+def test_frame_hard_with_confidence_mask(tmp_path):
+    model = build_model(tmp_path, pl_target="frame_hard", confidence_threshold=0.3, soft_reduction="frame")
+    speech, lengths, pl = batch(model)
+    loss, _, _ = model(speech, lengths, **pl)
+    loss = loss.squeeze()
+    _, enc_lens, log_probs = student(model, speech, lengths)
+    q = expand_soft_targets(pl["pl_soft_values"], pl["pl_soft_indices"], len(TOKENS))
+    weights = reg.confidence_weights(q, enc_lens, 0.3)
+    torch.testing.assert_close(loss, frame_cross_entropy(log_probs, pl["pl_frame_ids"], enc_lens, weights))
+
+
+def test_soft_mixture_entropy_prior_and_blank_drop_add_up(tmp_path):
+    conf = dict(pl_target="soft", soft_reduction="frame", mix_ctc_weight=0.5, entropy_weight=-0.1,
+                prior_weight=0.3, blank_handling="drop")
+    model = build_model(tmp_path, **conf)
+    speech, lengths, pl = batch(model)
+    prior = torch.full((len(TOKENS),), 1 / len(TOKENS))
+    loss, stats, _ = model(speech, lengths, **pl, pl_token_prior=prior)
+    loss = loss.squeeze()
+    enc, enc_lens, log_probs = student(model, speech, lengths)
+    q = expand_soft_targets(pl["pl_soft_values"], pl["pl_soft_indices"], len(TOKENS))
+    expected = (
+        soft_cross_entropy(log_probs, q, enc_lens, reg.blank_frame_weights(q, enc_lens, 0, 0.0))
+        + 0.5 * model.ctc(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"])
+        - 0.1 * reg.frame_entropy(log_probs, enc_lens)
+        + 0.3 * reg.marginal_prior_kl(log_probs, enc_lens, prior)
+    )
+    torch.testing.assert_close(loss, expected)
+    assert {"loss_pl_soft", "loss_pl_mix_ctc", "pl_prior_kl", "pl_frames_used"} <= set(stats)
+
+
+def test_what_the_labeler_must_keep(tmp_path):
+    assert not build_model(tmp_path, pl_target="hard").needs_soft_targets
+    assert build_model(tmp_path, pl_target="hard").needs_transcripts
+    assert build_model(tmp_path, pl_target="frame_hard", blank_handling="drop").needs_soft_targets
+    assert build_model(tmp_path, pl_target="soft", mix_ctc_weight=1.0).needs_transcripts
+    assert not build_model(tmp_path, pl_target="soft").needs_transcripts
+
+
+def test_seeded_specaug_repeats_its_masks_and_leaves_the_global_rng_alone(tmp_path):
+    from espnet2.asr.specaug.specaug import SpecAug
+
+    model = build_model(tmp_path)
+    model.specaug = SpecAug(apply_time_warp=False, freq_mask_width_range=(1, 3), time_mask_width_range=(1, 3))
+    model.train()  # SpecAugment on; the encoder has no dropout
+    speech, lengths = torch.randn(2, 7, 8), torch.tensor([7, 5])
+    # Without a frontend ESPnet's SpecAugment masks its input in place: give each pass its own copy.
+    torch.manual_seed(5)
+    first, _ = model.encode(speech.clone(), lengths, aug_seed=11)
+    after_first = torch.rand(1)
+    torch.manual_seed(5)
+    second, _ = model.encode(speech.clone(), lengths, aug_seed=11)
+    assert torch.equal(first, second) and torch.equal(torch.rand(1), after_first)
+    assert not torch.equal(first, model.encode(speech.clone(), lengths, aug_seed=12)[0])
+
+
+def test_validation_reports_greedy_cer_and_wer(tmp_path):
+    model = build_model(tmp_path)
+    speech, lengths, _ = batch(model)
+    text = torch.tensor([[3, 2, 4], [5, -1, -1]])
+    loss, stats, _ = model(speech, lengths, text=text, text_lengths=torch.tensor([3, 1]))
+    assert 0.0 <= float(stats["cer_ctc"]) and 0.0 <= float(stats["wer_ctc"])
+    assert model.ids_to_text([3, 2, 4]) == "A B" and model.ids_to_text([2, 3, 3, 2]) == "AA"
+
+
+def test_ctc_only_and_option_errors(tmp_path):
+    with pytest.raises((AssertionError, ValueError), match="decoder|ctc_weight"):  # ESPnet itself may refuse first
+        build_model(tmp_path, ctc_weight=0.5)
+    with pytest.raises(ValueError, match="pl_target"):
+        build_model(tmp_path, pl_target="fuzzy")
+    model = build_model(tmp_path, pl_target="soft")
+    speech, lengths, pl = batch(model)
+    with pytest.raises(ValueError, match="pl_soft_values"):
+        model(speech, lengths, pl_text=pl["pl_text"], pl_text_lengths=pl["pl_text_lengths"])

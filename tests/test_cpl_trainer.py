@@ -1,0 +1,93 @@
+"""The CPL task and trainer end to end on a tiny corpus: every target runs, and a killed run resumes exactly."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cpl_data import cpl_train_args, make_corpus
+
+STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
+
+
+def step_losses(log: str) -> dict[tuple[int, int], str]:
+    """(epoch, iteration) -> loss as ESPnet logged it (log_interval 1: one line per update)."""
+    return {(int(e), int(i)): loss for e, i, loss in STEP.findall(log)}
+
+
+def cpl_train(args, log, **kwargs):
+    """Start softpl.bin.cpl_train; its output (ESPnet's log) is appended to ``log``, as a recipe's train.log."""
+    with open(log, "a") as f:
+        return subprocess.Popen([sys.executable, "-m", "softpl.bin.cpl_train", *args], stdout=f,
+                                stderr=subprocess.STDOUT, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cpl")
+    return root, make_corpus(root)
+
+
+def run_to_end(args, log) -> str:
+    proc = cpl_train(args, log)
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    return log.read_text()
+
+
+@pytest.mark.parametrize("variant", [
+    ("hard", []),
+    ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
+              "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
+    ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
+    ("sampled", ["--pl_teacher", "ema", "--pl_consistent_aug", "true", "--specaug", "specaug",
+                 "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "time_mask_width_range=[0,2]"]),
+])
+def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, variant):
+    root, sets = corpus
+    target, extra = variant
+    out_dir = tmp_path / target
+    log = run_to_end(cpl_train_args(root, sets, out_dir, "--max_epoch", "1", "--model_conf", f"pl_target={target}",
+                                    *extra), tmp_path / "train.log")
+    summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
+    for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
+                "pl_cache_mean_age", "pl_student_blank_rate"):
+        assert f"{key}=" in summary, f"{key} missing from the epoch summary"
+    history = [json.loads(line) for line in (out_dir / "cpl_history.jsonl").read_text().splitlines()]
+    assert history == [{"epoch": 1, "updates": 12, "pl_started": True}]  # 4 labeled batches x (1 + 2)
+    assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()
+
+
+def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path):
+    root, sets = corpus
+    reference = tmp_path / "reference"
+    expected = step_losses(run_to_end(cpl_train_args(root, sets, reference, "--max_epoch", "3", "--model_conf",
+                                                     "pl_target=soft"), tmp_path / "reference.log"))
+    assert len([k for k in expected if k[0] == 3]) == 12
+
+    killed = tmp_path / "killed"
+    args = cpl_train_args(root, sets, killed, "--max_epoch", "3", "--model_conf", "pl_target=soft", "--resume", "true")
+    log = tmp_path / "killed.log"
+    proc = cpl_train(args, log, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:  # kill in the middle of epoch 2, after some pseudo-labeled updates
+        if "2epoch:train:6-6batch" in log.read_text():
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "3epoch:train" not in log.read_text()
+
+    # --resume true: from the epoch-1 checkpoint and pseudo-labeling state; the new lines override the old ones.
+    resumed = step_losses(run_to_end(args, log))
+    for epoch in (2, 3):
+        steps = sorted(k for k in expected if k[0] == epoch)
+        assert [resumed[k] for k in steps] == [expected[k] for k in steps], f"epoch {epoch} differs after resume"
