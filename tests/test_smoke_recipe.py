@@ -1,4 +1,4 @@
-"""End-to-end smoke test: every stage of the default recipe on a tiny synthetic corpus (minutes on 2 cores)."""
+"""End-to-end smoke test: every stage (1-10) of the default recipe on a tiny synthetic corpus (minutes on 2 cores)."""
 from __future__ import annotations
 
 import json
@@ -23,13 +23,14 @@ def run_recipe(recipe, *args):
 
 
 @pytest.mark.smoke
-def test_stages_1_to_7_on_tiny_corpus(recipe_copy):
+def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     recipe = recipe_copy("synth_en")
     common = (
         "--nj", "2", "--local_data_opts", TINY_CORPUS, "--min_dur", "0.3",
         "--seed_config", str(REPO / "tests/conf/train_seed_smoke.yaml"),
+        "--pl_train_config", str(REPO / "tests/conf/train_pl_smoke.yaml"), "--pl_configs", "hard soft",
     )
-    out = run_recipe(recipe, "--stop_stage", "7", *common)
+    out = run_recipe(recipe, "--stop_stage", "7", "--espnet_inference", "true", *common)
     for n in range(1, 8):
         assert f"stage {n}" in out
 
@@ -39,13 +40,15 @@ def test_stages_1_to_7_on_tiny_corpus(recipe_copy):
     tokens = (recipe / "data/token_list/char/tokens.txt").read_text().split("\n")
     assert tokens[0] == "<blank>" and tokens[1] == "<unk>" and "<sos/eos>" in tokens
 
-    # The seed model was trained by stock ESPnet and decoded; every set is scored by sclite and Python.
+    # The seed model was trained by stock ESPnet and decoded twice (greedy; ESPnet's own inference),
+    # and every set is scored by sclite and Python.
     seed = recipe / "exp/asr_seed"
     assert (seed / "valid.loss.ave.pth").exists()
     for s in SETS:
-        scores = json.loads((seed / "decode_greedy" / s / "scores.json").read_text())
-        assert scores["n_utts"] == len((recipe / "dump/raw" / s / "text").read_text().splitlines())
-        assert (seed / "decode_greedy" / s / "score_wer/result.txt").exists()
+        for decode in ("decode_greedy", "decode_espnet"):
+            scores = json.loads((seed / decode / s / "scores.json").read_text())
+            assert scores["n_utts"] == len((recipe / "dump/raw" / s / "text").read_text().splitlines())
+            assert scores["sclite_checked"] and (seed / decode / s / "score_wer/result.txt").exists()
     results = (recipe / "RESULTS.md").read_text()
     assert "asr_seed" in results and all(s in results for s in SETS)
 
@@ -53,3 +56,17 @@ def test_stages_1_to_7_on_tiny_corpus(recipe_copy):
     out = run_recipe(recipe, "--stop_stage", "6", *common)
     for n in range(1, 7):
         assert f"stage {n}" in out and "already" in out.split(f"stage {n}", 1)[1].split("\n", 1)[0]
+
+    # Stages 8-10: the supervised ESPnet continuation, hard and soft pseudo-labeling, their decoding, the report.
+    out = run_recipe(recipe, "--stage", "8", *common)
+    runs = ("asr_supervised_cont", "pl_hard", "pl_soft")
+    for run in runs:
+        assert (recipe / "exp" / run / "decode_greedy/test_other/scores.json").exists()
+    for run in runs[1:]:
+        assert (recipe / "exp" / run / "cpl_history.jsonl").exists()
+    table = (recipe / "RESULTS.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("|") and "decode_greedy" in line]
+    assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
+    assert "final PL blank rate" in table and "collapse alarm" in table
+    for plot in ("dev_wer.png", "pl_blank_rate.png", "pl_frame_entropy.png"):
+        assert (recipe / "plots" / plot).stat().st_size > 1000 and f"plots/{plot}" in table

@@ -1,0 +1,93 @@
+"""Small recipe tools: config merging, the length filter, the token list, the labeler's teacher mode."""
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from softpl.bin.filter_data import filter_by_duration
+from softpl.bin.make_token_list import train_token_model
+from softpl.bin.merge_configs import deep_merge, main as merge_main, supervised_equivalent
+from softpl.data.datadir import read_table
+from softpl.pl.labeler import pseudo_label_batch, teacher_mode
+from softpl.pl.targets import make_pseudo_labels
+
+
+def test_deep_merge_overrides_leaves_and_merges_mappings():
+    base = {"encoder": "conformer", "encoder_conf": {"num_blocks": 4, "output_size": 144}, "max_epoch": 20}
+    over = {"encoder_conf": {"num_blocks": 2}, "max_epoch": 5, "model": "cpl"}
+    assert deep_merge(base, over) == {
+        "encoder": "conformer", "encoder_conf": {"num_blocks": 2, "output_size": 144}, "max_epoch": 5, "model": "cpl"}
+    assert base["encoder_conf"]["num_blocks"] == 4  # inputs untouched
+
+
+def test_supervised_equivalent_makes_as_many_updates_without_pl_keys():
+    config = {"num_iters_per_epoch": 20, "pl_unlabeled_per_labeled": 4, "pl_cache_size": 20, "model": "cpl",
+              "model_conf": {"ctc_weight": 1.0, "pl_target": "soft"}, "max_epoch": 10}
+    plain = supervised_equivalent(config)
+    assert plain == {"num_iters_per_epoch": 100, "model_conf": {"ctc_weight": 1.0}, "max_epoch": 10}
+    with pytest.raises(ValueError, match="num_iters_per_epoch"):
+        supervised_equivalent({"pl_cache_size": 3})
+
+
+def test_merge_configs_cli(tmp_path):
+    (tmp_path / "a.yaml").write_text("optim: adam\noptim_conf: {lr: 0.1}\n")
+    (tmp_path / "b.yaml").write_text("optim_conf: {lr: 0.01}\n")
+    merge_main([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"), "--out", str(tmp_path / "out.yaml")])
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text()) == {"optim": "adam", "optim_conf": {"lr": 0.01}}
+    (tmp_path / "bad.yaml").write_text("- a list\n")
+    with pytest.raises(ValueError, match="bad.yaml"):
+        merge_main([str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "x.yaml")])
+
+
+def test_filter_by_duration_keeps_files_consistent_and_lists_the_removed(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    durations = {"s1-a": 0.2, "s1-b": 3.0, "s2-c": 25.0, "s2-d": 5.0}
+    (src / "utt2dur").write_text("".join(f"{k} {v}\n" for k, v in durations.items()))
+    (src / "wav.scp").write_text("".join(f"{k} /x/{k}.wav\n" for k in durations))
+    (src / "text").write_text("".join(f"{k} HELLO\n" for k in durations))
+    (src / "utt2spk").write_text("".join(f"{k} {k.split('-')[0]}\n" for k in durations))
+    removed = filter_by_duration(src, tmp_path / "dst", min_dur=0.5, max_dur=20.0)
+    assert sorted(k for k, _ in removed) == ["s1-a", "s2-c"]
+    for name in ("wav.scp", "text", "utt2spk", "utt2dur"):
+        assert [k for _, k, _ in read_table(tmp_path / "dst" / name)] == ["s1-b", "s2-d"]
+    assert read_table(tmp_path / "dst" / "spk2utt")[0][1:] == ("s1", "s1-b")
+    assert (tmp_path / "dst" / "filtered_utts.txt").read_text() == "s1-a\t0.200\ns2-c\t25.000\n"
+    assert not (tmp_path / "dst.tmp").exists()
+
+
+def test_char_token_list_has_espnet_order_and_only_labeled_characters(tmp_path):
+    (tmp_path / "text").write_text("u1 HELLO WORLD\nu2 IT'S A TEST\n")
+    tokens = train_token_model(tmp_path / "text", tmp_path / "tok", "char", nbpe=0)
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
+    assert set(tokens[2:-1]) == set("HELOWRDITSA'") | {"▁"}
+    assert (tmp_path / "tok" / "tokens.txt").read_text().split("\n")[:-1] == tokens
+    assert (tmp_path / "tok" / "bpe.model").exists()
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ValueError, match="no transcripts"):
+        train_token_model(tmp_path / "empty", tmp_path / "tok2", "char", nbpe=0)
+
+
+def test_teacher_mode_switches_dropout_and_augmentation_and_restores_modes():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    model.train()
+    with teacher_mode(model, dropout=False, augment=True):
+        assert model.training and not model[1].training and not torch.is_grad_enabled()
+    with teacher_mode(model, dropout=True, augment=False):
+        assert not model.training and model[1].training
+    assert model.training and model[1].training
+
+
+def test_pseudo_label_batch_pads_transcripts_and_stacks_soft_targets():
+    log_probs = torch.log_softmax(torch.tensor([[[0.0, 5, 0], [0, 5, 0], [5, 0, 0], [0, 0, 5]],
+                                                [[0, 0, 5], [5, 0, 0], [5, 0, 0], [5, 0, 0]]]), dim=-1)
+    labels = make_pseudo_labels(log_probs, torch.tensor([4, 2]), keep_soft=True, topk=2)
+    batch = pseudo_label_batch(labels, transcripts=True, soft=True, frame_ids=True)
+    assert batch["pl_text"].tolist() == [[1, 2], [2, -1]] and batch["pl_text_lengths"].tolist() == [2, 1]
+    assert batch["pl_soft_values"].shape == (2, 4, 2) and batch["pl_soft_indices"].shape == (2, 4, 2)
+    assert batch["pl_frame_ids"].tolist() == [[1, 1, 0, 2], [2, 0, -1, -1]]
+    empty = make_pseudo_labels(torch.log_softmax(torch.tensor([[[5.0, 0, 0]]]), -1), torch.tensor([1]),
+                               keep_soft=False)
+    hard_only = pseudo_label_batch(empty, transcripts=True, soft=False, frame_ids=False)
+    assert set(hard_only) == {"pl_text", "pl_text_lengths"} and hard_only["pl_text_lengths"].tolist() == [0]
