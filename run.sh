@@ -37,7 +37,8 @@ token_type=char          # stage 4: char or bpe (both built with sentencepiece f
 nbpe=100                 # stage 4: vocabulary size for bpe
 seed_config=conf/train_seed.yaml  # stage 6: ESPnet ASR training config of the seed model
 seed_args=""             # stage 6: extra options for espnet2.bin.asr_train
-seed_exp=exp/asr_seed    # stage 6: seed experiment folder
+seed_exp=""              # stage 6: seed experiment folder (default: <expdir>/asr_seed)
+seed_model_dir=""        # an ESPnet ASR experiment or unpacked model-zoo folder to start from (skips stages 4-6)
 pl_train_config=conf/train_pl.yaml  # stage 8: continuation schedule shared by the PL runs and the baseline
 pl_configs="hard soft"   # stage 8: PL variants (names under conf/pl/ or YAML paths), one run each
 pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
@@ -72,7 +73,8 @@ Options (default):
   --train_set (${train_set}) --unlabeled_set (${unlabeled_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --fs (${fs}) --min_dur (${min_dur}) --max_dur (${max_dur})
   --token_type (${token_type}: char|bpe) --nbpe (${nbpe})
-  --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp})
+  --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp:-<expdir>/asr_seed})
+  --seed_model_dir ("${seed_model_dir}")  an ESPnet model to use as the seed: stages 4-6 import it instead
   --pl_train_config (${pl_train_config}) --pl_configs ("${pl_configs}") --pl_args ("${pl_args}")
   --supervised_baseline (${supervised_baseline}) --continuation_model (${continuation_model})
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
@@ -81,6 +83,7 @@ EOF
 )
 . "$softpl_root/utils/parse_options.sh"
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
+seed_exp=${seed_exp:-$expdir/asr_seed}
 
 # ---- environment ----------------------------------------------------------------------------------
 "$softpl_root/utils/setup_env.sh"
@@ -177,8 +180,33 @@ if run_stage 3; then
   fi
 fi
 
+if [ -n "$seed_model_dir" ]; then
+  # An existing ESPnet model is the seed: its token list, tokenizer and normalization replace stages 4-5.
+  seed_config=$seed_exp/train_seed.yaml
+  token_list=$seed_exp/tokens.txt
+  if run_stage 4 || run_stage 5 || run_stage 6; then
+    log "stages 4-6: seed imported from $seed_model_dir -> $seed_exp"
+    $python -m softpl.bin.import_seed --model_dir "$seed_model_dir" --text "$data_feats/$train_set/text" \
+      --out "$seed_exp"
+    mark_done "$seed_exp/.stage6.done" "imported from $(cd "$seed_model_dir" && pwd)"
+  fi
+  [ -f "$seed_exp/seed.env" ] || { echo "run.sh: $seed_exp/seed.env missing: run stage 6 to import the seed" >&2; exit 1; }
+  . "$seed_exp/seed.env"
+  espnet_token_opts=(--token_type "$seed_token_type" --token_list "$token_list")
+  [ -n "$seed_bpemodel" ] && espnet_token_opts+=(--bpemodel "$seed_bpemodel")
+  norm_opts=()  # the imported config carries its own normalization
+  shape_opts=(--train_shape_file "$data_feats/$train_set/utt2num_samples"
+              --valid_shape_file "$data_feats/$valid_set/utt2num_samples")
+else
+  espnet_token_opts=(--token_type bpe --bpemodel "$bpemodel" --token_list "$token_list")
+  norm_opts=(--normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz")
+  shape_opts=(--train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe"
+              --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe")
+  seed_init_param=$seed_exp/valid.loss.ave.pth
+fi
+
 # ---- stage 4: token list --------------------------------------------------------------------------
-if run_stage 4; then
+if run_stage 4 && [ -z "$seed_model_dir" ]; then
   sig="token_type=$token_type nbpe=$nbpe $(cat "$data_feats/.stage3.done" 2>/dev/null)"
   if stage_done "$token_dir/.stage4.done" "$sig"; then
     log "stage 4: token list already done ($token_list)"
@@ -199,8 +227,7 @@ fi
 
 # Options every ESPnet call shares: data, tokenizer and normalization statistics.
 asr_data_opts=(
-  --use_preprocessor true --token_type bpe --bpemodel "$bpemodel" --token_list "$token_list"
-  --frontend_conf "fs=$fs"
+  --use_preprocessor true "${espnet_token_opts[@]}" --frontend_conf "fs=$fs"
   --train_data_path_and_name_and_type "$data_feats/$train_set/wav.scp,speech,sound"
   --train_data_path_and_name_and_type "$data_feats/$train_set/text,text,text"
   --valid_data_path_and_name_and_type "$data_feats/$valid_set/wav.scp,speech,sound"
@@ -208,7 +235,7 @@ asr_data_opts=(
 )
 
 # ---- stage 5: ESPnet collect-stats ------------------------------------------------------------------
-if run_stage 5; then
+if run_stage 5 && [ -z "$seed_model_dir" ]; then
   sig="config=$(sha1sum < "$seed_config" | cut -c1-12) nj=$nj $(cat "$token_dir/.stage4.done" 2>/dev/null)"
   if stage_done "$stats_dir/.stage5.done" "$sig"; then
     log "stage 5: collect-stats already done ($stats_dir)"
@@ -245,7 +272,7 @@ if run_stage 5; then
 fi
 
 # ---- stage 6: seed training (stock ESPnet) --------------------------------------------------------
-if run_stage 6; then
+if run_stage 6 && [ -z "$seed_model_dir" ]; then
   sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(cat "$stats_dir/.stage5.done" 2>/dev/null)"
   if stage_done "$seed_exp/.stage6.done" "$sig"; then
     log "stage 6: seed model already trained ($seed_exp)"
@@ -256,10 +283,7 @@ if run_stage 6; then
     claim_exp_dir "$seed_exp" "$sig"
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
-    $python -m espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" \
-      --normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz" \
-      --train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe" \
-      --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe" \
+    $python -m espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" "${shape_opts[@]}" \
       --ngpu "$ngpu" --seed "$seed" --resume true --output_dir "$seed_exp" \
       $seed_args > "$seed_exp/train.log" 2>&1 \
       || { echo "seed training failed; last lines of $seed_exp/train.log:" >&2; tail -30 "$seed_exp/train.log" >&2; exit 1; }
@@ -342,11 +366,8 @@ if run_stage 8; then
     stage_timer_start
     rm -f "$exp/.stage8.done"
     # shellcheck disable=SC2086
-    $python -m $trainer --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" \
-      --normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz" \
-      --train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe" \
-      --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe" \
-      --init_param "$seed_exp/valid.loss.ave.pth" --ngpu "$ngpu" --seed "$seed" --resume true \
+    $python -m $trainer --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
+      "${shape_opts[@]}" --init_param "$seed_init_param" --ngpu "$ngpu" --seed "$seed" --resume true \
       --output_dir "$exp" $pl_args > "$exp/train.log" 2>&1 \
       || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; exit 1; }
     mark_done "$exp/.stage8.done" "$sig"

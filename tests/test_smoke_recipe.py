@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -70,3 +71,16 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     assert "final PL blank rate" in table and "collapse alarm" in table
     for plot in ("dev_wer.png", "pl_blank_rate.png", "pl_frame_entropy.png"):
         assert (recipe / "plots" / plot).stat().st_size > 1000 and f"plots/{plot}" in table
+
+    # An ESPnet model as the seed: the seed above, packed like a model-zoo folder (paths relative to its root).
+    zoo = recipe / "zoo"
+    for rel in ("exp/asr_seed/config.yaml", "data/token_list/char/bpe.model",
+                "exp/asr_stats_char/train/feats_stats.npz"):
+        (zoo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(recipe / rel, zoo / rel)
+    shutil.copy((recipe / "exp/asr_seed/valid.loss.ave.pth").resolve(), zoo / "exp/asr_seed/valid.loss.ave.pth")
+    out = run_recipe(recipe, "--stage", "6", "--stop_stage", "9", "--expdir", "exp_zoo", "--seed_model_dir", "zoo",
+                     "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard")
+    assert "seed imported from zoo" in out
+    assert (recipe / "exp_zoo/asr_seed/decode_greedy/dev/scores.json").exists()
+    assert (recipe / "exp_zoo/pl_hard/decode_greedy/test_other/scores.json").exists()

@@ -27,6 +27,7 @@ from softpl.data.datadir import (
 
 # Tokens that never stand for characters of a transcript.
 SPECIAL_TOKENS = frozenset({"<blank>", "<unk>", "<sos/eos>"})
+ESPNET_SPACE = "<space>"  # the space symbol of ESPnet's char tokenizer
 SPM_SPACE = "\u2581"  # sentencepiece's word-boundary marker
 SKIPPED_LIST = "skipped_utts.txt"
 
@@ -41,11 +42,14 @@ _MISSING_FROM = {
 
 
 def allowed_characters(token_list: Path) -> set[str]:
-    """Characters a transcript may use with this token list: those of its tokens (``▁`` read as space) plus space."""
+    """Characters a transcript may use with this token list: those of its tokens plus space.
+
+    ``▁`` (sentencepiece) and ``<space>`` (ESPnet's char tokenizer) stand for the space.
+    """
     tokens = token_list.read_text(encoding="utf-8").split()
     chars = {" "}
     for token in tokens:
-        if token not in SPECIAL_TOKENS:
+        if token not in SPECIAL_TOKENS and token != ESPNET_SPACE:
             chars.update(token.replace(SPM_SPACE, " "))
     return chars
 

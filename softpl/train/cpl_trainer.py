@@ -31,6 +31,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from espnet2.train.trainer import Trainer, TrainerOptions
+from espnet2.utils.build_dataclass import build_dataclass
 from espnet2.utils.types import str2bool
 
 from softpl.losses.regularizers import token_prior
@@ -128,7 +129,7 @@ class SlimIPL:
         if not self.unlabeled_batches:
             raise ValueError("the unlabeled set gave no batches: check --unlabeled_data_path_and_name_and_type")
         self.text_ref = text_ref
-        self.keep_soft = model.needs_soft_targets or model.pl_target == "soft"
+        self.keep_soft = model.needs_soft_targets
         self.cache = PLCache(options.pl_cache_size, options.pl_refresh_prob, seed=options.seed * 1000 + rank)
         self.alarm = CollapseAlarm(
             max_blank_rate=options.pl_collapse_max_blank_rate,
@@ -273,7 +274,8 @@ class SlimIPL:
         slot = self.cache.next_slot()
         entry = self.cache.get(slot)
         if self.cache.should_refresh(self.refresh_prob):
-            if self.opt.pl_refresh == "dynamic" or self.unlabeled_updates % self.opt.pl_diag_interval == 0:
+            # Churn costs one more teacher pass: measured at every refresh for dynamic refresh, else once a report.
+            if self.opt.pl_refresh == "dynamic" or not self.diag["pl_churn"]:
                 self.diag["pl_churn"].append(self._churn(model, entry, device))
             self.cache.replace(slot, self._label(model, device), self.updates)
         self.unlabeled_updates += 1
@@ -389,8 +391,6 @@ class CPLTrainer(Trainer):
 
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> CPLTrainerOptions:
-        from espnet2.utils.build_dataclass import build_dataclass
-
         return build_dataclass(CPLTrainerOptions, args)
 
     @classmethod

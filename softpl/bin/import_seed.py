@@ -1,0 +1,148 @@
+"""Use an existing ESPnet ASR model as the seed: an experiment folder or an unpacked model-zoo folder.
+
+``python -m softpl.bin.import_seed --model_dir DIR --text dump/raw/train_labeled/text --out exp/asr_seed``
+finds the model's ``config.yaml`` and weights in DIR (an ESPnet ``exp/asr_*`` folder, or a model-zoo folder
+holding ``exp/**/config.yaml``), checks that it can do CTC and that its token list covers the characters
+of the labeled transcripts, and writes to ``--out``:
+
+- ``config.yaml``: the model's config with its file paths (bpemodel, normalization statistics) made
+  absolute, so ESPnet and softpl's decoders load it from anywhere;
+- ``valid.loss.ave.pth``: a link to the chosen weights (the name the recipe decodes and initializes from);
+- ``tokens.txt``: its token list;
+- ``train_seed.yaml``: the architecture part of the config (no data, output or token options), the base
+  that stage 8 merges the continuation schedule and a PL variant onto;
+- ``seed.env``: shell assignments the stage engine sources (token type, bpemodel, init_param).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from softpl.data.datadir import read_table
+from softpl.data.validate import allowed_characters
+
+# Preferred weights, as ESPnet names averaged and best models.
+MODEL_PREFERENCE = ("valid.loss.ave.pth", "valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.best.pth",
+                    "valid.acc.best.pth", "latest.pth")
+# Options that describe the training data or run, not the model: dropped from train_seed.yaml.
+RUN_OPTIONS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_and_type", "train_shape_file",
+               "valid_shape_file", "output_dir", "token_list", "bpemodel", "token_type", "init_param",
+               "ngpu", "seed", "resume", "dist_rank", "local_rank", "dist_world_size", "dist_master_addr",
+               "dist_master_port", "dist_init_method", "dist_launcher", "multiprocessing_distributed",
+               "collect_stats", "write_collected_feats", "print_config", "config", "version", "dry_run",
+               "allow_variable_data_keys", "use_preprocessor", "non_linguistic_symbols", "cleaner", "g2p",
+               "frontend_conf_fs", "wandb_project", "wandb_id", "wandb_entity", "wandb_name", "pretrain_path")
+ESPNET_TRAINING_ONLY = ("required", "keep_nbest_models", "best_model_criterion", "max_epoch", "patience",
+                        "num_iters_per_epoch", "batch_bins", "batch_size", "batch_type", "optim", "optim_conf",
+                        "scheduler", "scheduler_conf", "valid_batch_size", "valid_batch_bins", "valid_batch_type")
+
+
+class SeedError(ValueError):
+    """The folder does not hold an ESPnet ASR model softpl can continue; the message says why and what to do."""
+
+
+def find_model(model_dir: Path) -> tuple[Path, Path]:
+    """(config.yaml, weights) of the ESPnet ASR model in ``model_dir`` (an exp folder or a model-zoo folder)."""
+    configs = [model_dir / "config.yaml"] if (model_dir / "config.yaml").exists() else \
+        sorted(model_dir.glob("exp/**/config.yaml"))
+    configs = [c for c in configs if any((c.parent / name).exists() for name in MODEL_PREFERENCE)
+               or list(c.parent.glob("*.pth"))]
+    if not configs:
+        raise SeedError(f"{model_dir}: no ESPnet model found (config.yaml next to *.pth, directly or under exp/); "
+                        "pass an ESPnet ASR experiment folder or an unpacked model-zoo folder")
+    if len(configs) > 1:
+        raise SeedError(f"{model_dir}: several models found ({', '.join(str(c.parent) for c in configs)}); "
+                        "pass the folder of the one to use")
+    config = configs[0]
+    for name in MODEL_PREFERENCE:
+        if (config.parent / name).exists():
+            return config, (config.parent / name).resolve()
+    return config, sorted(config.parent.glob("*.pth"))[-1].resolve()
+
+
+def absolute(path: str | None, model_dir: Path, config_dir: Path) -> str | None:
+    """A path of the config made absolute: relative to the model-zoo root, else to the config's folder."""
+    if path is None or Path(path).is_absolute():
+        return path
+    for base in (model_dir, config_dir):
+        if (base / path).exists():
+            return str((base / path).resolve())
+    raise SeedError(f"{config_dir / 'config.yaml'}: {path} not found under {model_dir} or {config_dir}")
+
+
+def check_ctc(config: dict, path: Path) -> float:
+    """The model's CTC weight; a clear error when the model cannot do CTC."""
+    if config.get("model", "espnet") not in ("espnet", "cpl"):
+        raise SeedError(f"{path}: model '{config.get('model')}' is not an ESPnet CTC/attention ASR model; "
+                        "softpl continues models of ESPnet's asr task ('model: espnet')")
+    ctc_weight = float(config.get("model_conf", {}).get("ctc_weight", 0.5))
+    if ctc_weight <= 0:
+        raise SeedError(f"{path}: model_conf.ctc_weight is {ctc_weight}: the model has no CTC branch, and "
+                        "pseudo-labeling needs CTC posteriors; choose a CTC or hybrid CTC/attention model")
+    return ctc_weight
+
+
+def check_tokens(token_list: Path, text: Path, path: Path) -> None:
+    """Every character of the labeled transcripts must be writable with the model's tokens."""
+    allowed = allowed_characters(token_list)
+    missing = sorted({ch for _, _, value in read_table(text) for ch in value if ch not in allowed})
+    if missing:
+        raise SeedError(f"{path}: the model's token list cannot write {''.join(missing)!r} found in {text}; "
+                        "use a model trained on this language/normalization, or normalize the data like its "
+                        "training data (e.g. case)")
+
+
+def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
+    config_path, weights = find_model(model_dir)
+    config = yaml.safe_load(config_path.read_text())
+    ctc_weight = check_ctc(config, config_path)
+    tokens = config["token_list"]
+    if isinstance(tokens, str):
+        tokens = Path(absolute(tokens, model_dir, config_path.parent)).read_text().split()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    check_tokens(out / "tokens.txt", text, config_path)
+    config["token_list"] = tokens
+    config["bpemodel"] = absolute(config.get("bpemodel"), model_dir, config_path.parent)
+    if isinstance(config.get("normalize_conf"), dict) and "stats_file" in config["normalize_conf"]:
+        config["normalize_conf"]["stats_file"] = absolute(config["normalize_conf"]["stats_file"], model_dir,
+                                                          config_path.parent)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    link = out / "valid.loss.ave.pth"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(weights)
+    architecture = {k: v for k, v in config.items() if k not in RUN_OPTIONS + ESPNET_TRAINING_ONLY}
+    architecture["model_conf"] = {**config.get("model_conf", {}), "ctc_weight": 1.0}
+    architecture.pop("decoder", None)
+    architecture.pop("decoder_conf", None)
+    (out / "train_seed.yaml").write_text(yaml.safe_dump(architecture, sort_keys=False, allow_unicode=True))
+    # A hybrid model's attention decoder is left out of the CTC-only continuation.
+    init_param = str(link) + (":::decoder" if ctc_weight < 1.0 else "")
+    env = {"seed_token_type": config.get("token_type", "char"), "seed_bpemodel": config["bpemodel"] or "",
+           "seed_init_param": init_param}
+    (out / "seed.env").write_text("".join(f"{k}='{v}'\n" for k, v in env.items()))
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", type=Path, required=True)
+    parser.add_argument("--text", type=Path, required=True, help="labeled transcripts the token list must cover")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        env = import_seed(args.model_dir.resolve(), args.text, args.out)
+    except SeedError as e:
+        print(f"import_seed: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{args.out}: seed from {os.path.realpath(args.out / 'valid.loss.ave.pth')} "
+          f"(token type {env['seed_token_type']})")
+
+
+if __name__ == "__main__":
+    main()

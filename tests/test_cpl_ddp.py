@@ -1,0 +1,32 @@
+"""Two CPU processes (gloo) through torch's launcher: each rank keeps its own cache; training resumes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cpl_data import cpl_train_args, make_corpus
+
+
+def launch(args, log):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "softpl.bin.cpl_train", *args, "--dist_backend", "gloo", "--batch_size", "4"]
+    with open(log, "a") as f:
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=900).returncode
+
+
+@pytest.mark.smoke
+def test_two_process_cpl_run_completes_and_resumes(tmp_path):
+    sets = make_corpus(tmp_path / "data")
+    out = tmp_path / "exp"
+    log = tmp_path / "train.log"
+    args = cpl_train_args(tmp_path / "data", sets, out, "--model_conf", "pl_target=soft", "--resume", "true")
+    assert launch([*args, "--max_epoch", "1"], log) == 0, log.read_text()[-3000:]
+    states = sorted(p.name for p in (out / "cpl_state").iterdir())
+    assert states == ["epoch1.rank0.pth", "epoch1.rank1.pth"]  # one pseudo-labeling state per rank
+
+    assert launch([*args, "--max_epoch", "2"], log) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "pseudo-labeling state restored" in text and "2epoch results" in text
+    assert (out / "cpl_state" / "epoch2.rank1.pth").exists() and (out / "2epoch.pth").exists()
