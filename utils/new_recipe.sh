@@ -45,50 +45,59 @@ die() { echo "$0: $*" >&2; exit 1; }
 recipe=$egs_dir/$name
 [ ! -e "$recipe" ] || die "$recipe exists; choose another name or remove it first"
 
-# absolute <option> <path> <-f|-d|-e>: the path made absolute, after checking it exists and can be carried.
+# absolute <option> <path> <-f|-e>: the path made absolute, after checking it exists and can be carried.
 absolute() {
+  local path
   [ -e "$2" ] || die "--$1 $2: not found"
   [ "$3" != -f ] || [ -f "$2" ] || die "--$1 $2: not a file"
-  [[ $2 != *[[:space:],\"\'\$\`\\]* ]] || die "--$1 '$2': the path holds white space, a comma, a quote, \$, \` or \\; move or link the data to a plain path"
-  realpath "$2"
+  path=$(realpath "$2")
+  [[ $path != *[[:space:],\"\'\$\`\\]* ]] || die "--$1 '$path': the path holds white space, a comma, a quote, \$, \` or \\; move or link the data to a plain path"
+  echo "$path"
 }
 declare -A inputs=()  # run.sh variable -> value
 [ -z "$labeled_manifest" ] || inputs[labeled_manifest]=$(absolute labeled_manifest "$labeled_manifest" -f)
 [ -z "$unlabeled" ] || inputs[unlabeled_audio]=$(absolute unlabeled "$unlabeled" -e)
 [ -z "$dev_manifest" ] || inputs[dev_manifest]=$(absolute dev_manifest "$dev_manifest" -f)
 if [ -n "$test_manifests" ]; then
-  declare -A stem_of=([train_labeled]=set [train_unlabeled]=set [dev]=set)
+  fixed="by a set of the recipe"
+  declare -A stem_of=([train_labeled]=$fixed [train_unlabeled]=$fixed [dev]=$fixed)
   tests=()
   for manifest in $test_manifests; do
     path=$(absolute test_manifests "$manifest" -f)
     stem=$(basename "${path%.*}")
     [[ $stem =~ ^[A-Za-z0-9_.-]+$ ]] || die "test manifest $manifest: its stem '$stem' names the test set; use letters, digits, '_', '.', '-'"
-    [ -z "${stem_of[$stem]:-}" ] || die "test manifest $manifest: its set name '$stem' is taken (${stem_of[$stem]}); rename the file"
-    stem_of[$stem]=$manifest
+    [ -z "${stem_of[$stem]:-}" ] || die "test manifest $manifest: its set name '$stem' is taken ${stem_of[$stem]}; rename the file"
+    stem_of[$stem]="by $manifest"
     tests+=("$path")
   done
   inputs[test_manifests]=${tests[*]}
 fi
 
-mkdir -p "$recipe"
-cp -r "$root/egs/TEMPLATE/run.sh" "$root/egs/TEMPLATE/local" "$root/egs/TEMPLATE/conf" "$recipe/"
+# The recipe is built in a hidden folder and renamed at the end: a failure leaves no half-made recipe.
+mkdir -p "$egs_dir"
+work=$(mktemp -d "$egs_dir/.$name.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
+cp -r "$root/egs/TEMPLATE/run.sh" "$root/egs/TEMPLATE/local" "$root/egs/TEMPLATE/conf" "$work/"
 
 # set_line <prefix> <line>: replace the line of the new run.sh that starts with <prefix>.
 set_line() {
   local line found=false
   while IFS= read -r line; do
     if [[ $line == "$1"* ]]; then printf '%s\n' "$2"; found=true; else printf '%s\n' "$line"; fi
-  done < "$recipe/run.sh" > "$recipe/run.sh.tmp"
+  done < "$work/run.sh" > "$work/run.sh.tmp"
   $found || die "egs/TEMPLATE/run.sh has no line starting with '$1'"
-  mv "$recipe/run.sh.tmp" "$recipe/run.sh"
+  mv "$work/run.sh.tmp" "$work/run.sh"
 }
 for variable in "${!inputs[@]}"; do
   set_line "$variable=" "$variable=\"${inputs[$variable]}\""
 done
+set_line "# egs/TEMPLATE:" "# egs/$name: made from egs/TEMPLATE by utils/new_recipe.sh; the corpus inputs are below."
 if [ "$(cd "$egs_dir" && pwd)" != "$root/egs" ]; then
   set_line "export SOFTPL_ROOT=" "export SOFTPL_ROOT=\${SOFTPL_ROOT:-$root}  # the repository: stage engine, utils, .venv"
 fi
-chmod +x "$recipe/run.sh"
+chmod +x "$work/run.sh"
+mv "$work" "$recipe"
 
 echo "made $recipe from egs/TEMPLATE"
 for variable in labeled_manifest unlabeled_audio dev_manifest test_manifests; do

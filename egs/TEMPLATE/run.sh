@@ -16,6 +16,9 @@ unlabeled_audio=/path/to/unlabeled
 dev_manifest=/path/to/dev.tsv
 # TSV manifests of the test sets, space separated; each set is named by its file stem -> data/<stem>
 test_manifests="/path/to/test.tsv"
+# local/data.sh options for every set: --normalize false keeps non-English transcripts as written;
+# --skip_bad true leaves bad manifest lines out (listed in data/<set>/skipped_utts.txt)
+data_opts="--normalize true --skip_bad false"
 
 # Every manifest becomes a labeled set SET=MANIFEST for local/data.sh; dev and the test sets are decoded.
 labeled_sets="train_labeled=$labeled_manifest,dev=$dev_manifest"
@@ -29,5 +32,5 @@ done
 exec "$SOFTPL_ROOT/run.sh" \
   --train_set train_labeled --unlabeled_set train_unlabeled --valid_set dev --test_sets "$test_sets" \
   --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \
-  --local_data_opts "--labeled $labeled_sets --unlabeled train_unlabeled=$unlabeled_audio" \
+  --local_data_opts "--labeled $labeled_sets --unlabeled train_unlabeled=$unlabeled_audio $data_opts" \
   "$@"

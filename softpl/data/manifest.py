@@ -60,6 +60,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class ImportSummary:
+    """What an import wrote (utterances, seconds of audio, speakers) and left out (skipped lines)."""
+
     utterances: int
     seconds: float
     speakers: int
@@ -67,6 +69,7 @@ class ImportSummary:
 
 
 def _kaldi_token(name: str) -> str:
+    """``name`` with each run of white space made ``_``: Kaldi ids and speakers hold none."""
     return "_".join(name.split())
 
 
@@ -240,6 +243,7 @@ def import_data_dir(entries: list[Entry], problems: list[Problem], out: str | Pa
             problems.append(result)
         else:
             durations[uid] = round(result, 3)
+    problems.sort(key=lambda p: (str(p.file), p.line or 0))
     if problems and not skip_bad:
         raise DataDirError(problems, "fix these lines, or re-run with --skip_bad true to leave them out")
     bad_ids = {p.utt for p in problems}

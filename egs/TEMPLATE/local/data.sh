@@ -19,7 +19,7 @@
 #   --unlabeled SET=SOURCE[,SET=SOURCE...]      SOURCE: a folder of audio (recursive) or a list of audio paths
 #   --normalize true|false  LibriSpeech-style English normalization of transcripts (default true)
 #   --skip_bad true|false   leave bad lines out, listed in data/<set>/skipped_utts.txt (default false)
-# run.sh sets --labeled and --unlabeled from its corpus inputs; ./run.sh --local_data_opts "..." replaces them.
+# run.sh passes them from its corpus inputs; ./run.sh --local_data_opts "..." replaces all of them.
 #
 # Usage (from the recipe folder, with the venv's python on PATH):
 #   local/data.sh [--seed 1] [--nj 2] --labeled train_labeled=train.tsv,dev=dev.tsv --unlabeled train_unlabeled=unlab/
@@ -44,6 +44,7 @@ import_set() {  # import_set <labeled|unlabeled> <SET=SOURCE>
   fi
   [ -z "${seen[$set]:-}" ] || { echo "$0: set '$set' given twice ($2 and ${seen[$set]})" >&2; exit 1; }
   seen[$set]=$2
+  [ -e "$source" ] || { echo "$0: $source (set $set) not found; set the corpus inputs at the top of run.sh" >&2; exit 1; }
   if [ "$1" = labeled ]; then from=(--manifest "$source")
   elif [ -d "$source" ]; then from=(--audio_dir "$source")
   else from=(--audio_list "$source")
