@@ -190,7 +190,7 @@ def run(recipe: Path, env: dict, *args: str) -> str:
 
 SMOKE = ("--nj", "2", "--min_dur", "0.3", "--seed_config", str(REPO / "tests/conf/train_seed_smoke.yaml"),
          "--pl_train_config", str(REPO / "tests/conf/train_pl_smoke.yaml"), "--pl_configs", "hard",
-         "--supervised_baseline", "false")
+         "--supervised_baseline", "false", "--seed_args", "--max_epoch 1", "--pl_args", "--max_epoch 1")
 
 
 def check_data_dir(recipe: Path, name: str, ids: list[str], corpora: dict, labeled: bool) -> None:
@@ -261,3 +261,41 @@ def test_data_sh_says_which_variable_to_set(recipe_copy):
         assert proc.returncode == 1
         assert f"{variable} is not set: set it in db.sh" in proc.stderr
         assert not (recipe / "data").exists()
+
+
+# ---- the paper-scale configs: every PL variant merges onto them and parses; the seed model builds ----------------
+
+PAPER_SETTINGS = {  # recipe -> (seed dropout, unlabeled per labeled, cache batches): slimIPL's 100 h and 10 h
+    "librispeech_100": (0.3, 4, 100),
+    "librilight_10h": (0.5, 10, 1000),
+}
+
+
+@pytest.mark.parametrize("name", PAPER_SETTINGS)
+def test_paper_configs_take_every_pl_variant(name, tmp_path):
+    from softpl.bin.merge_configs import main as merge_configs
+    from softpl.tasks.cpl_asr import CPLASRTask
+
+    conf = REPO / "egs" / name / "conf"
+    dropout, ratio, cache = PAPER_SETTINGS[name]
+    token_list = tmp_path / "tokens.txt"
+    token_list.write_text("\n".join(["<blank>", "<unk>", "\u2581", *"ETAONIHSRDLUMCWFGYPBVK'XJQZ", "<sos/eos>"]))
+    required = ["--token_list", str(token_list), "--token_type", "char", "--output_dir", str(tmp_path / "exp"),
+                "--train_data_path_and_name_and_type", "wav.scp,speech,sound", "--train_shape_file", "shape",
+                "--valid_data_path_and_name_and_type", "wav.scp,speech,sound", "--valid_shape_file", "shape"]
+    parser = CPLASRTask.get_parser()
+    variants = sorted((REPO / "conf/pl").glob("*.yaml"))
+    assert len(variants) >= 2
+    for variant in variants:
+        merged = tmp_path / f"{variant.stem}.yaml"
+        merge_configs([str(conf / "train_seed.yaml"), str(conf / "train_pl.yaml"), str(variant), "--out", str(merged)])
+        args = parser.parse_args(["--config", str(merged), *required])
+        assert args.model == "cpl", variant
+        assert (args.pl_unlabeled_per_labeled, args.pl_cache_size, args.pl_refresh_prob) == (ratio, cache, 0.1)
+        assert (args.pl_start_updates, args.pl_dropout, args.encoder_conf["dropout_rate"]) == (0, 0.1, dropout)
+        assert args.encoder_conf["num_blocks"] == 36 and args.batch_bins == 3200 * 16000
+    seed = parser.parse_args(["--config", str(conf / "train_seed.yaml"), *required])
+    assert seed.max_epoch * seed.num_iters_per_epoch // seed.accum_grad == 20000  # slimIPL's M supervised updates
+    seed.encoder_conf["num_blocks"] = 1  # every other encoder option as configured; ESPnet checks them all
+    model = CPLASRTask.build_model(seed)
+    assert model.ctc.ctc_lo.out_features == 31  # blank, unk, space, 26 letters, apostrophe, sos/eos

@@ -42,7 +42,7 @@ def get_parser() -> argparse.ArgumentParser:
                         help="folder of fortune files (Debian package `fortunes`)")
     parser.add_argument("--min_words", type=_positive_int, default=4, help="shortest sentence kept, in words")
     parser.add_argument("--max_words", type=_positive_int, default=20, help="longest sentence kept, in words")
-    parser.add_argument("--snr_db", type=float, nargs=2, default=(5.0, 25.0), metavar=("LOW", "HIGH"),
+    parser.add_argument("--snr_db", type=float, nargs=2, default=(15.0, 35.0), metavar=("LOW", "HIGH"),
                         help="range of the signal-to-noise ratio of the added coloured noise, in dB")
     return parser
 

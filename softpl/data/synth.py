@@ -90,7 +90,7 @@ class Utterance:
     wav_path: Path
 
 
-def draw_plan(seed: int, set_name: str, index: int, snr_db: tuple[float, float] = (5.0, 25.0)) -> RenderPlan:
+def draw_plan(seed: int, set_name: str, index: int, snr_db: tuple[float, float] = (15.0, 35.0)) -> RenderPlan:
     """Draw engine, voice, rate, pitch and noise of utterance `index` of `set_name` from an RNG seeded by all three."""
     rng = np.random.default_rng([seed, SETS.index(set_name), index])
     if rng.random() < FLITE_SHARE.get(set_name, 0.0):
@@ -259,7 +259,7 @@ class SetSummary:
 
 
 def make_corpus(sentences_by_set: dict[str, list[str]], data_dir: str | Path, audio_dir: str | Path, seed: int,
-                nj: int = 1, snr_db: tuple[float, float] = (5.0, 25.0)) -> list[SetSummary]:
+                nj: int = 1, snr_db: tuple[float, float] = (15.0, 35.0)) -> list[SetSummary]:
     """Render every set with `nj` worker processes, then write its data dir under `data_dir`.
 
     Audio goes to `<audio_dir>/<set>/<utt_id>.wav`. Data dirs are written only after all audio is done.
