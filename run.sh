@@ -21,7 +21,9 @@ fi
 stage=1                  # first stage to run
 stop_stage=10            # last stage to run
 nj=2                     # parallel jobs for data preparation, formatting, stats, decoding
-ngpu=0                   # GPUs for training and decoding (0: CPU)
+ngpu=0                   # GPUs per node for training, and for decoding (0: CPU)
+num_nodes=1              # training nodes; > 1 goes through ESPnet's launcher (espnet2.bin.launch) with --train_cmd
+train_cmd=""             # with --num_nodes > 1: a Kaldi-style cluster command, e.g. "slurm.pl" or "queue.pl" (cmd.sh)
 seed=1                   # random seed for corpus rendering and training
 force=false              # redo stages even when their marker says they are done
 skip_bad=false           # stage 2: drop bad utterances (listed in skipped_utts.txt) instead of stopping
@@ -67,6 +69,7 @@ Stages:
 
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
+  --num_nodes (${num_nodes}) --train_cmd ("${train_cmd}")  multi-node training through ESPnet's launcher
   --force (${force})            redo stages even if done with the same options
   --skip_bad (${skip_bad})      stage 2: drop bad utterances and list them instead of stopping
   --local_data_opts ("${local_data_opts}")  options for local/data.sh (e.g. corpus sizes)
@@ -92,6 +95,22 @@ python=python
 export PYTHONUNBUFFERED=1
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
+
+# Run an ESPnet training entry point: one process (CPU or one GPU); one process per GPU (--ngpu N, ESPnet's
+# --multiprocessing_distributed); or several nodes through ESPnet's launcher and a cluster command.
+train() {  # train <log file> <python module> <options...>
+  local log_file=$1 module=$2; shift 2
+  if [ "$num_nodes" -gt 1 ]; then
+    [ -n "$train_cmd" ] || { echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1; }
+    $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --ngpu "$ngpu" --num_nodes "$num_nodes" \
+      --init_file_prefix "$(dirname "$log_file")/.dist_init_" --multiprocessing_distributed true -- \
+      $python -m "$module" "$@"
+  elif [ "$ngpu" -gt 1 ]; then
+    $python -m "$module" "$@" --ngpu "$ngpu" --multiprocessing_distributed true > "$log_file" 2>&1
+  else
+    $python -m "$module" "$@" --ngpu "$ngpu" > "$log_file" 2>&1
+  fi
+}
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 # A stage's marker holds its options: same options -> skip; else redo. Markers are written last.
@@ -283,9 +302,8 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
     claim_exp_dir "$seed_exp" "$sig"
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
-    $python -m espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" "${shape_opts[@]}" \
-      --ngpu "$ngpu" --seed "$seed" --resume true --output_dir "$seed_exp" \
-      $seed_args > "$seed_exp/train.log" 2>&1 \
+    train "$seed_exp/train.log" espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" \
+      "${shape_opts[@]}" --seed "$seed" --resume true --output_dir "$seed_exp" $seed_args \
       || { echo "seed training failed; last lines of $seed_exp/train.log:" >&2; tail -30 "$seed_exp/train.log" >&2; exit 1; }
     mark_done "$seed_exp/.stage6.done" "$sig"
     stage_timer_end 6
@@ -366,9 +384,8 @@ if run_stage 8; then
     stage_timer_start
     rm -f "$exp/.stage8.done"
     # shellcheck disable=SC2086
-    $python -m $trainer --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
-      "${shape_opts[@]}" --init_param "$seed_init_param" --ngpu "$ngpu" --seed "$seed" --resume true \
-      --output_dir "$exp" $pl_args > "$exp/train.log" 2>&1 \
+    train "$exp/train.log" "$trainer" --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
+      "${shape_opts[@]}" --init_param "$seed_init_param" --seed "$seed" --resume true --output_dir "$exp" $pl_args \
       || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; exit 1; }
     mark_done "$exp/.stage8.done" "$sig"
     stage_timer_end "8 ($run)"

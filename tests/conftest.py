@@ -18,7 +18,8 @@ def recipe_copy(tmp_path):
         src = REPO / "egs" / name
         dst = tmp_path / name
         dst.mkdir()
-        shutil.copy2(src / "run.sh", dst / "run.sh")
+        for name in ("run.sh", "cmd.sh"):
+            shutil.copy2(src / name, dst / name)
         for sub in ("local", "conf"):
             os.symlink(src / sub, dst / sub)
         return dst

@@ -2,7 +2,6 @@
 egs/librilight_10h, run on tiny corpora built in the published layouts from espeak-ng speech."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,7 +56,8 @@ def test_read_trans_txt_names_every_malformed_line(tmp_path):
 
 
 def test_scan_part_reports_missing_flac_and_missing_transcript(tmp_path):
-    trans = write_chapter(tmp_path, 19, 198, ["19-198-0000 ONE", "19-198-0001 TWO"], flacs=["19-198-0000", "19-198-0002"])
+    trans = write_chapter(tmp_path, 19, 198, ["19-198-0000 ONE", "19-198-0001 TWO"],
+                          flacs=["19-198-0000", "19-198-0002"])
     with pytest.raises(DataDirError) as error:
         scan_part(tmp_path)
     message = str(error.value)
@@ -156,7 +156,7 @@ def corpora(tmp_path_factory) -> dict:
         speaker, chapter, _ = flac.stem.split("-")
         folder = finetuning / "librispeech_finetuning" / sub / speaker / chapter
         folder.mkdir(parents=True)
-        os.link(flac, folder / flac.name)
+        shutil.copy2(flac, folder / flac.name)
         (folder / f"{speaker}-{chapter}.trans.txt").write_text(f"{flac.stem} {texts[flac.stem]}\n")
         labeled_10h.append(flac.stem)
     # Stage 4 refuses evaluation text spelled with characters the labeled training text lacks.

@@ -36,7 +36,7 @@ def test_writes_absolute_inputs_and_keeps_placeholders_for_the_rest(tmp_path):
     assert done.returncode == 0, done.stderr
     recipe = tmp_path / "egs" / "mycorpus"
     assert [p.name for p in (tmp_path / "egs").iterdir()] == ["mycorpus"]  # no work folder left behind
-    assert sorted(p.name for p in recipe.iterdir()) == ["conf", "local", "run.sh"]
+    assert sorted(p.name for p in recipe.iterdir()) == ["cmd.sh", "conf", "local", "run.sh"]
     assert run_sh_value(recipe, "labeled_manifest") == str(tmp_path / "train.tsv")
     assert run_sh_value(recipe, "unlabeled_audio") == str(tmp_path / "unlab")
     template = REPO / "egs" / "TEMPLATE"

@@ -11,7 +11,7 @@ egs_dir=$root/egs    # where the recipe folder is made
 help_message=$(cat <<HELP
 Usage: utils/new_recipe.sh NAME [options]
 
-Copies egs/TEMPLATE (run.sh, local/, conf/) to <egs_dir>/NAME and writes the inputs given into the corpus
+Copies egs/TEMPLATE (run.sh, cmd.sh, local/, conf/) to <egs_dir>/NAME and writes the inputs given into the corpus
 inputs of its run.sh (the rest stay placeholders, to edit by hand), so that 'cd egs/NAME && ./run.sh' runs
 every stage. Refuses when <egs_dir>/NAME exists. A manifest is a TSV file, one utterance per line:
 audio_path<TAB>transcript[<TAB>speaker], relative paths read from the manifest's folder (see
@@ -78,7 +78,7 @@ mkdir -p "$egs_dir"
 work=$(mktemp -d "$egs_dir/.$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
-cp -r "$root/egs/TEMPLATE/run.sh" "$root/egs/TEMPLATE/local" "$root/egs/TEMPLATE/conf" "$work/"
+cp -r "$root/egs/TEMPLATE/run.sh" "$root/egs/TEMPLATE/cmd.sh" "$root/egs/TEMPLATE/local" "$root/egs/TEMPLATE/conf" "$work/"
 
 # set_line <prefix> <line>: replace the line of the new run.sh that starts with <prefix>.
 set_line() {

@@ -36,7 +36,7 @@ from softpl.data.datadir import AudioError, DataDir, DataDirError, Problem, audi
 UTT_ID = re.compile(r"(\d+)-(\d+)-(\d+)")
 TRANSCRIPT = re.compile(r"[A-Z']+(?: [A-Z']+)*")
 TRANS_SUFFIX = ".trans.txt"
-REEXTRACT = "re-extract the part from its archive (local/data.sh --download true fetches it again)"
+REEXTRACT = "re-extract the part from its archive (or delete the part and fetch it: local/data.sh --download true)"
 
 
 class TransLine(NamedTuple):
@@ -114,15 +114,15 @@ def scan_part(part: str | Path) -> list[Utterance]:
     part = Path(part)
     if not part.is_dir():
         raise DataDirError([Problem(part, None, None, "corpus part not found",
-                                    "point db.sh at the folder holding it, or download it (local/data.sh "
-                                    "--download true)")])
+                                    "point db.sh at the folder holding it, or download it: ./run.sh "
+                                    "--local_data_opts '--download true'")])
     utterances, problems = [], []
     for chapter_dir in sorted(part.glob("*/*/")):
         speaker, chapter = chapter_dir.parent.name, chapter_dir.name
         trans = chapter_dir / f"{speaker}-{chapter}{TRANS_SUFFIX}"
         flacs = {flac.stem: flac for flac in chapter_dir.glob("*.flac")}
         if not trans.is_file():
-            problems.append(Problem(trans, None, None, f"missing ({len(flacs)} FLAC files have no transcript)",
+            problems.append(Problem(trans, None, None, f"missing (the folder holds {len(flacs)} FLAC files)",
                                     REEXTRACT))
             continue
         try:
@@ -164,12 +164,14 @@ def durations(flacs: Sequence[Path], nj: int) -> list[float | tuple[str, str]]:
 
 
 def speaker_overlaps(speakers: dict[str, set[str]], disjoint: Sequence[str]) -> list[str]:
-    """For each set in ``disjoint``, a message per other set it shares speakers with (empty: none shared)."""
+    """One message per pair of sets sharing speakers where one of the two is in ``disjoint`` (empty: none)."""
     clashes = []
-    for name in disjoint:
-        for other, others in speakers.items():
-            shared = sorted(speakers[name] & others, key=int)
-            if other != name and shared and not (other in disjoint and disjoint.index(other) < disjoint.index(name)):
+    for i, name in enumerate(disjoint):
+        for other in speakers:
+            if other == name or other in disjoint[:i]:  # a pair of two disjoint sets was seen from the first
+                continue
+            shared = sorted(speakers[name] & speakers[other], key=int)
+            if shared:
                 clashes.append(f"{name} and {other} share {len(shared)} speakers ({', '.join(shared[:5])}"
                                f"{', ...' if len(shared) > 5 else ''})")
     return clashes
