@@ -93,6 +93,8 @@ seed_exp=${seed_exp:-$expdir/asr_seed}
 export PATH="$softpl_root/.venv/bin:$PATH"
 python=python
 export PYTHONUNBUFFERED=1
+# Progress bars: live on a terminal; in a log file one line every 30 s (tqdm reads TQDM_* defaults).
+[ -t 2 ] || export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
