@@ -3,14 +3,15 @@
 # labeled, LibriSpeech's 960 h training audio (less those 10 h) unlabeled; dev-clean validates; LibriSpeech's
 # dev/test clean/other are scored.
 #   1. Set LIBRISPEECH and LIBRILIGHT_FINETUNING in db.sh, or add --local_data_opts "--download true".
-#   2. ./run.sh --ngpu 8 --nj 16        (configs sized for 8+ GPUs: conf/train_seed.yaml, conf/train_pl.yaml)
+#   2. ./run.sh --ngpu 8 --nj 16   (configs sized for 8 GPUs; several nodes: --num_nodes N with cmd.sh's train_cmd)
 # Letters by default (slimIPL's targets). BPE instead, in folders of its own so the letter runs stay:
-#   ./run.sh --token_type bpe --nbpe 300 --expdir exp_bpe300 --seed_exp exp_bpe300/asr_seed
+#   ./run.sh --token_type bpe --nbpe 300 --expdir exp_bpe300
 # Options after these override them; ./run.sh --help lists the stages and every option.
 set -euo pipefail
 cd "$(dirname "$0")"
 export SOFTPL_ROOT=${SOFTPL_ROOT:-$(cd ../.. && pwd)}  # local/data.sh finds utils/ through it
-exec "$SOFTPL_ROOT/run.sh" \
+. ./cmd.sh
+exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" \
   --train_set train_10h --unlabeled_set train_960 --valid_set dev_clean \
   --test_sets "dev_clean dev_other test_clean test_other" \
   --max_dur 30 --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \

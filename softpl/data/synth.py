@@ -23,6 +23,8 @@ import soundfile
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
+from softpl.data.datadir import DataDir, write_data_dir as write_tables
+
 SAMPLE_RATE = 16000
 
 # Evaluation sets come first when sentences are handed out, so that resizing the training sets keeps them fixed.
@@ -211,10 +213,6 @@ def plan_set(set_name: str, sentences: Sequence[str], audio_dir: Path, seed: int
     return utterances
 
 
-def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-
-
 def write_data_dir(set_dir: Path, utterances: Sequence[Utterance], num_samples: dict[str, int],
                    labeled: bool) -> None:
     """Write a Kaldi data dir (wav.scp, text or text.ref, utt2spk, spk2utt, utt2dur), sorted by id in C order.
@@ -222,19 +220,17 @@ def write_data_dir(set_dir: Path, utterances: Sequence[Utterance], num_samples: 
     The files go into `<set_dir>.tmp` first, which is then renamed, so a half-written dir never looks finished.
     Unlabeled sets get `text.ref` instead of `text`: the truth, for pseudo-label quality metrics only.
     """
+    transcripts = {u.utt_id: u.text for u in utterances}
+    data = DataDir(
+        wav_scp={u.utt_id: str(u.wav_path.resolve()) for u in utterances},
+        text=transcripts if labeled else None,
+        text_ref=None if labeled else transcripts,
+        utt2spk={u.utt_id: u.plan.speaker_id for u in utterances},
+        utt2dur={u.utt_id: f"{num_samples[u.utt_id] / SAMPLE_RATE:.3f}" for u in utterances},
+    )
     tmp_dir = set_dir.with_name(set_dir.name + ".tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    utts = sorted(utterances, key=lambda u: u.utt_id)
-    text_file = "text" if labeled else "text.ref"
-    _write_lines(tmp_dir / "wav.scp", (f"{u.utt_id} {u.wav_path.resolve()}" for u in utts))
-    _write_lines(tmp_dir / text_file, (f"{u.utt_id} {u.text}" for u in utts))
-    _write_lines(tmp_dir / "utt2spk", (f"{u.utt_id} {u.plan.speaker_id}" for u in utts))
-    _write_lines(tmp_dir / "utt2dur", (f"{u.utt_id} {num_samples[u.utt_id] / SAMPLE_RATE:.3f}" for u in utts))
-    speakers: dict[str, list[str]] = {}
-    for u in utts:
-        speakers.setdefault(u.plan.speaker_id, []).append(u.utt_id)
-    _write_lines(tmp_dir / "spk2utt", (f"{spk} {' '.join(ids)}" for spk, ids in sorted(speakers.items())))
+    write_tables(tmp_dir, data)
     shutil.rmtree(set_dir, ignore_errors=True)
     os.replace(tmp_dir, set_dir)
 
