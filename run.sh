@@ -145,7 +145,7 @@ stats_dir=$expdir/asr_stats_$token_type
 
 # ---- stage 1: data preparation --------------------------------------------------------------------
 if run_stage 1; then
-  sig="seed=$seed nj=$nj opts=$local_data_opts"
+  sig="seed=$seed nj=$nj opts=$local_data_opts $(cat db.sh 2>/dev/null | grep -v '^#' || true)"
   if stage_done data/.stage1.done "$sig"; then
     log "stage 1: data preparation already done ($sig)"
   else

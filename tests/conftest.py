@@ -18,8 +18,8 @@ def recipe_copy(tmp_path):
         src = REPO / "egs" / name
         dst = tmp_path / name
         dst.mkdir()
-        for name in ("run.sh", "cmd.sh"):
-            shutil.copy2(src / name, dst / name)
+        for script in src.glob("*.sh"):
+            shutil.copy2(script, dst / script.name)
         for sub in ("local", "conf"):
             os.symlink(src / sub, dst / sub)
         return dst

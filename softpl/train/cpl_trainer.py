@@ -96,7 +96,7 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the teacher labels with the SpecAugment masks the student will see")
     group.add_argument("--pl_diag_interval", type=int, default=20,
                        help="pseudo-label diagnostics (and the collapse alarm) every N unlabeled updates")
-    group.add_argument("--pl_prior_batches", type=int, default=10,
+    group.add_argument("--pl_prior_batches", type=int, default=10, choices=range(1, 10**6), metavar="N>=1",
                        help="labeled batches decoded at PL start for the token prior and the length reference")
     group.add_argument("--pl_collapse_action", choices=("warn", "stop"), default="warn")
     group.add_argument("--pl_collapse_max_blank_rate", type=float, default=0.95,
@@ -234,8 +234,8 @@ class SlimIPL:
             ref_tokens += int(batch["text_lengths"].sum())
         self.labeled_tokens_per_frame = ref_tokens / max(frames, 1)
         if model.needs_token_prior:
-            self.token_prior = token_prior(dict(counts), len(model.token_list), blank_share=blank_frames / frames,
-                                           blank_id=model.blank_id)
+            self.token_prior = token_prior(dict(counts), len(model.token_list),
+                                           blank_share=blank_frames / max(frames, 1), blank_id=model.blank_id)
         self.started = True
         logging.info(
             "pseudo-labeling starts at update %d: %d unlabeled per labeled update, cache %d batches, p=%.3g, "
@@ -400,6 +400,11 @@ class CPLTrainer(Trainer):
     @classmethod
     def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
             plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+        if trainer_options.accum_grad != 1:
+            raise ValueError(
+                f"--accum_grad {trainer_options.accum_grad}: gradient accumulation would mix labeled and unlabeled "
+                "batches in one update; use larger batches (--batch_bins) instead"
+            )
         rank = distributed_option.dist_rank if distributed_option.distributed else 0
         cls.slimipl = SlimIPL(trainer_options, train_iter_factory.labeled, train_iter_factory.unlabeled, model,
                               train_iter_factory.text_ref, rank)
