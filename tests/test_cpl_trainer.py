@@ -12,6 +12,7 @@ import time
 import pytest
 
 from cpl_data import cpl_train_args, make_corpus
+from softpl.train.cpl_trainer import dynamic_refresh_prob
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 
@@ -28,6 +29,12 @@ def cpl_train(args, log, **kwargs):
                                 stderr=subprocess.STDOUT, **kwargs)
 
 
+def test_dynamic_refresh_rises_with_churn_and_saturates():
+    assert dynamic_refresh_prob(0.0, 0.1, 0.5, churn_scale=0.2) == 0.1
+    assert dynamic_refresh_prob(0.1, 0.1, 0.5, churn_scale=0.2) == pytest.approx(0.3)
+    assert dynamic_refresh_prob(0.6, 0.1, 0.5, churn_scale=0.2) == 0.5
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("cpl")
@@ -42,7 +49,8 @@ def run_to_end(args, log) -> str:
 
 
 @pytest.mark.parametrize("variant", [
-    ("hard", []),
+    ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
+              "--pl_dropout", "0.05"]),
     ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
               "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
@@ -59,6 +67,9 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
                 "pl_cache_mean_age", "pl_student_blank_rate"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
+    if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
+        p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
+        assert "pl_churn=" in summary and 0.5 <= p <= 0.9
     history = [json.loads(line) for line in (out_dir / "cpl_history.jsonl").read_text().splitlines()]
     assert history == [{"epoch": 1, "updates": 12, "pl_started": True}]  # 4 labeled batches x (1 + 2)
     assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()

@@ -108,6 +108,12 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pl_collapse_patience", type=int, default=3, help="consecutive diagnostics to alarm")
 
 
+def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: float) -> float:
+    """Refresh probability of dynamic refresh: p_min when cached pseudo-labels still hold (churn 0), rising
+    linearly to p_max when ``churn`` (token edit rate between a cached PL and a fresh one) reaches churn_scale."""
+    return p_min + min(1.0, churn / churn_scale) * (p_max - p_min)
+
+
 class SlimIPL:
     """Pseudo-labeling state and loop of one training process (one rank: its own cache over its own shard).
 
@@ -295,8 +301,8 @@ class SlimIPL:
         stats = {key: float(np.mean(values)) for key, values in self.diag.items() if values}
         self.diag.clear()
         if "pl_churn" in stats and self.opt.pl_refresh == "dynamic":
-            share = min(1.0, stats["pl_churn"] / self.opt.pl_churn_scale)
-            self.refresh_prob = self.opt.pl_refresh_prob + share * (self.opt.pl_refresh_prob_max - self.opt.pl_refresh_prob)
+            self.refresh_prob = dynamic_refresh_prob(stats["pl_churn"], self.opt.pl_refresh_prob,
+                                                     self.opt.pl_refresh_prob_max, self.opt.pl_churn_scale)
         stats["pl_refresh_prob"] = self.refresh_prob
         stats.update(self.cache.stats(self.updates))
         stats["pl_cache_mbytes"] = self.cache.nbytes() / 2**20
