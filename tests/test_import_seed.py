@@ -21,7 +21,8 @@ def zoo(tmp_path, **config_changes):
               "bpemodel": None, "normalize": "global_mvn",
               "normalize_conf": {"stats_file": "exp/stats/feats_stats.npz"}, "encoder": "conformer",
               "decoder": "transformer", "decoder_conf": {"num_blocks": 2},
-              "train_data_path_and_name_and_type": [["dump/x/wav.scp", "speech", "sound"]], "max_epoch": 70}
+              "train_data_path_and_name_and_type": [["dump/x/wav.scp", "speech", "sound"]], "max_epoch": 70,
+              "distributed": False, "required": ["output_dir", "token_list"], "version": "202611"}
     config.update(config_changes)
     (exp / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "text").write_text("u1 ABC CAB\nu2 A B'C\n")
@@ -37,6 +38,7 @@ def test_import_from_a_model_zoo_folder(tmp_path):
     architecture = yaml.safe_load((seed / "train_seed.yaml").read_text())
     assert architecture["model_conf"]["ctc_weight"] == 1.0 and "decoder" not in architecture
     assert "train_data_path_and_name_and_type" not in architecture and "max_epoch" not in architecture
+    assert not {"distributed", "required", "version"} & set(architecture)  # not options: ESPnet would refuse them
     assert (seed / "tokens.txt").read_text().split() == TOKENS
     assert env["seed_token_type"] == "char" and env["seed_init_param"].endswith(":::decoder")
 

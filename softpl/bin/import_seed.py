@@ -24,6 +24,7 @@ import yaml
 
 from softpl.data.datadir import read_table
 from softpl.data.validate import allowed_characters
+from softpl.tasks.cpl_asr import CPLASRTask
 
 # Preferred weights, as ESPnet names averaged and best models.
 MODEL_PREFERENCE = ("valid.loss.ave.pth", "valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.best.pth",
@@ -36,7 +37,7 @@ RUN_OPTIONS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_an
                "collect_stats", "write_collected_feats", "print_config", "config", "version", "dry_run",
                "allow_variable_data_keys", "use_preprocessor", "non_linguistic_symbols", "cleaner", "g2p",
                "frontend_conf_fs", "wandb_project", "wandb_id", "wandb_entity", "wandb_name", "pretrain_path")
-ESPNET_TRAINING_ONLY = ("required", "keep_nbest_models", "best_model_criterion", "max_epoch", "patience",
+ESPNET_TRAINING_ONLY = ("keep_nbest_models", "best_model_criterion", "max_epoch", "patience",
                         "num_iters_per_epoch", "batch_bins", "batch_size", "batch_type", "optim", "optim_conf",
                         "scheduler", "scheduler_conf", "valid_batch_size", "valid_batch_bins", "valid_batch_type")
 
@@ -116,7 +117,9 @@ def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(weights)
-    architecture = {k: v for k, v in config.items() if k not in RUN_OPTIONS + ESPNET_TRAINING_ONLY}
+    options = {action.dest for action in CPLASRTask.get_parser()._actions}
+    # Keep the model's options; drop run/data options and what ESPnet adds to a dumped config ("distributed").
+    architecture = {k: v for k, v in config.items() if k in options and k not in RUN_OPTIONS + ESPNET_TRAINING_ONLY}
     architecture["model_conf"] = {**config.get("model_conf", {}), "ctc_weight": 1.0}
     architecture.pop("decoder", None)
     architecture.pop("decoder_conf", None)
