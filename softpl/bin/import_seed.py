@@ -37,9 +37,10 @@ RUN_OPTIONS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_an
                "collect_stats", "write_collected_feats", "print_config", "config", "version", "dry_run",
                "allow_variable_data_keys", "use_preprocessor", "non_linguistic_symbols", "cleaner", "g2p",
                "frontend_conf_fs", "wandb_project", "wandb_id", "wandb_entity", "wandb_name", "pretrain_path")
+# The seed's schedule: the continuation config (conf/train_pl.yaml) sets its own. Batching is kept, as a default
+# the continuation config may override.
 ESPNET_TRAINING_ONLY = ("keep_nbest_models", "best_model_criterion", "max_epoch", "patience",
-                        "num_iters_per_epoch", "batch_bins", "batch_size", "batch_type", "optim", "optim_conf",
-                        "scheduler", "scheduler_conf", "valid_batch_size", "valid_batch_bins", "valid_batch_type")
+                        "num_iters_per_epoch", "optim", "optim_conf", "scheduler", "scheduler_conf")
 
 
 class SeedError(ValueError):
