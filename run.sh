@@ -312,7 +312,7 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
   fi
 fi
 
-# Decode + score one model on every test set, then refresh the summary table.
+# Decode one model on every test set (batched greedy CTC; optionally stock ESPnet inference too) and score it.
 decode_and_score() {  # decode_and_score <exp_dir> <model_file>
   local exp=$1 model=$2 dec=$1/decode_greedy
   # shellcheck disable=SC2046
