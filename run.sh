@@ -45,6 +45,10 @@ pl_train_config=conf/train_pl.yaml  # stage 8: continuation schedule shared by t
 pl_configs="hard soft"   # stage 8: PL variants (names under conf/pl/ or YAML paths), one run each
 pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
 supervised_baseline=true # stage 8: also train the supervised-only continuation (stock ESPnet, same updates)
+pl_seeds=""              # stage 8: training seeds; when set, every run of stage 8 is repeated per seed as
+                         #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
+pl_nj=1                  # stage 8: runs trained at once (on CPU each gets nproc/pl_nj threads)
+plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
 continuation_model=latest.pth  # stages 9-10: checkpoint of continuation runs decoded (after all their updates)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
@@ -80,12 +84,16 @@ Options (default):
   --seed_model_dir ("${seed_model_dir}")  an ESPnet model to use as the seed: stages 4-6 import it instead
   --pl_train_config (${pl_train_config}) --pl_configs ("${pl_configs}") --pl_args ("${pl_args}")
   --supervised_baseline (${supervised_baseline}) --continuation_model (${continuation_model})
+  --pl_seeds ("${pl_seeds}")  repeat every stage-8 run per seed (<run>_seed<N>); stage 10 adds mean +- std
+  --pl_nj (${pl_nj})            stage-8 runs trained at once
+  --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
   --dumpdir (${dumpdir}) --expdir (${expdir})
 EOF
 )
 . "$softpl_root/utils/parse_options.sh"
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
+[[ "$pl_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --pl_nj must be a positive integer, got '$pl_nj'" >&2; exit 1; }
 seed_exp=${seed_exp:-$expdir/asr_seed}
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -352,46 +360,68 @@ pl_config_path() {  # a --pl_configs entry: a YAML path, or a name under the rec
   else echo "run.sh: PL config '$1' not found (conf/pl/$1.yaml, $softpl_root/conf/pl/$1.yaml)" >&2; return 1
   fi
 }
-continuation_runs=""
-[ "$supervised_baseline" = true ] && continuation_runs="asr_supervised_cont"
-declare -A pl_yaml_of=()
+continuation_names=""
+[ "$supervised_baseline" = true ] && continuation_names="asr_supervised_cont"
+declare -A pl_yaml_of=() variant_of=() seed_of=()
 for name in $pl_configs; do
   run=pl_$(basename "$name" .yaml)
   pl_yaml_of[$run]=$(pl_config_path "$name") || exit 1
-  continuation_runs="$continuation_runs $run"
+  continuation_names="$continuation_names $run"
+done
+continuation_runs=""  # seed-major: every variant's first seed before any second seed
+for run_seed in ${pl_seeds:-$seed}; do
+  for name in $continuation_names; do
+    run=$name; [ -n "$pl_seeds" ] && run=${name}_seed$run_seed
+    variant_of[$run]=$name; seed_of[$run]=$run_seed
+    continuation_runs="$continuation_runs $run"
+  done
 done
 
 # ---- stage 8: continuous pseudo-labeling -----------------------------------------------------------
+train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped when done with the same options)
+  local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0
+  if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
+    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$new_config" || return 1
+    trainer=espnet2.bin.asr_train; extra=()
+  else
+    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[${variant_of[$run]}]}" \
+      --out "$new_config" || return 1
+    trainer=softpl.bin.cpl_train
+    extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
+           --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
+  fi
+  sig="config=$(sha1sum < "$new_config" | cut -c1-12) seed=${seed_of[$run]} ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
+  if stage_done "$exp/.stage8.done" "$sig"; then
+    log "stage 8: $run already trained"; rm -f "$new_config"; return 0
+  fi
+  claim_exp_dir "$exp" "$sig"
+  mv "$new_config" "$exp/train.yaml"
+  log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
+  t0=$(date +%s)
+  rm -f "$exp/.stage8.done"
+  # shellcheck disable=SC2086
+  train "$exp/train.log" "$trainer" --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
+    "${shape_opts[@]}" --init_param "$seed_init_param" --seed "${seed_of[$run]}" --resume true --output_dir "$exp" \
+    $pl_args || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; return 1; }
+  echo $(( $(date +%s) - t0 )) > "$exp/train_seconds"  # wall time of the call that finished it (stage 10 reports it)
+  mark_done "$exp/.stage8.done" "$sig"
+  log "stage 8 ($run) finished in $(cat "$exp/train_seconds") s"
+}
+
 if run_stage 8; then
-  for run in $continuation_runs; do
-    exp=$expdir/$run
-    new_config=$expdir/.$run.train.yaml
-    if [ "$run" = asr_supervised_cont ]; then
-      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$new_config"
-      trainer=espnet2.bin.asr_train; extra=()
-    else
-      $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[$run]}" \
-        --out "$new_config"
-      trainer=softpl.bin.cpl_train
-      extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
-             --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
-    fi
-    sig="config=$(sha1sum < "$new_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
-    if stage_done "$exp/.stage8.done" "$sig"; then
-      log "stage 8: $run already trained"; rm -f "$new_config"; continue
-    fi
-    claim_exp_dir "$exp" "$sig"
-    mv "$new_config" "$exp/train.yaml"
-    log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
-    stage_timer_start
-    rm -f "$exp/.stage8.done"
-    # shellcheck disable=SC2086
-    train "$exp/train.log" "$trainer" --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
-      "${shape_opts[@]}" --init_param "$seed_init_param" --seed "$seed" --resume true --output_dir "$exp" $pl_args \
-      || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; exit 1; }
-    mark_done "$exp/.stage8.done" "$sig"
-    stage_timer_end "8 ($run)"
-  done
+  if [ "$pl_nj" -eq 1 ]; then
+    for run in $continuation_runs; do train_continuation "$run" || exit 1; done
+  else
+    # Several runs at once, each in a background job; on CPU the cores are shared out between them.
+    [ "$ngpu" -eq 0 ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
+    running=0; failed=0
+    for run in $continuation_runs; do
+      if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
+      train_continuation "$run" & running=$((running + 1))
+    done
+    while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+    [ "$failed" -eq 0 ] || { echo "run.sh: stage 8: a run failed (see above)" >&2; exit 1; }
+  fi
 fi
 
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
@@ -407,9 +437,11 @@ fi
 # ---- stage 10: report -------------------------------------------------------------------------------
 if run_stage 10; then
   log "stage 10: RESULTS.md and curves"
+  plot_opts=()
+  [ -n "$plot_pl_configs" ] && plot_opts=(--plot_variants $(for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done))
   # shellcheck disable=SC2086
   $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
-    --models "$(basename "$seed_exp")" $continuation_runs --plots plots --title "RESULTS: $(basename "$PWD")" \
+    --models "$(basename "$seed_exp")" $continuation_runs --plots plots "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
     --command "$invocation"
 fi
 log "done: stages ${stage}-${stop_stage}"

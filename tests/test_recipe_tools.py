@@ -1,6 +1,8 @@
 """Small recipe tools: config merging, the length filter, the token list, the labeler's teacher mode."""
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import torch
 import yaml
@@ -91,3 +93,14 @@ def test_pseudo_label_batch_pads_transcripts_and_stacks_soft_targets():
                                keep_soft=False)
     hard_only = pseudo_label_batch(empty, transcripts=True, soft=False, frame_ids=False)
     assert set(hard_only) == {"pl_text", "pl_text_lengths"} and hard_only["pl_text_lengths"].tolist() == [0]
+
+
+def test_run_sh_rejects_a_bad_pl_nj_before_any_stage(tmp_path):
+    from conftest import REPO, run_env
+
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "data.sh").write_text("#!/bin/sh\ntouch data_sh_ran\n")
+    proc = subprocess.run([str(REPO / "run.sh"), "--pl_nj", "0"], cwd=tmp_path, env=run_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "--pl_nj must be a positive integer, got '0'" in proc.stderr
+    assert not (tmp_path / "data_sh_ran").exists()

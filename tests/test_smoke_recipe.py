@@ -85,3 +85,18 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     assert "seed imported from zoo" in out
     assert (recipe / "exp_zoo/asr_seed/decode_greedy/dev/scores.json").exists()
     assert (recipe / "exp_zoo/pl_hard/decode_greedy/test_other/scores.json").exists()
+
+    # A seed study: every stage-8 run repeated per seed, two runs at a time; stage 10 adds mean ± std per variant.
+    out = run_recipe(recipe, "--stage", "8", *common[:-2], "--pl_configs", "hard", "--pl_seeds", "1 2",
+                     "--pl_nj", "2", "--plot_pl_configs", "hard")
+    study_runs = ("asr_supervised_cont_seed1", "asr_supervised_cont_seed2", "pl_hard_seed1", "pl_hard_seed2")
+    for run in study_runs:
+        assert f"stage 8 ({run}) finished in" in out
+        assert int((recipe / "exp" / run / "train_seconds").read_text()) >= 0
+        assert (recipe / "exp" / run / "decode_greedy/test_other/scores.json").exists()
+    pl_seed1, pl_seed2 = ((recipe / "exp" / run / "latest.pth").read_bytes() for run in study_runs[2:])
+    assert pl_seed1 != pl_seed2  # the seeds made different runs
+    table = (recipe / "RESULTS.md").read_text()
+    study = table.split("## Seed study", 1)[1]
+    assert "|asr_seed|1|" in study and "|asr_supervised_cont|2|" in study and "|pl_hard|2|" in study
+    assert " ± " in study.split("|pl_hard|2|", 1)[1].split("\n", 1)[0]

@@ -9,6 +9,8 @@ For every ``EXP_DIR/<model>/decode_<tag>/`` with scored sets (``<set>/scores.jso
 ``EXP_DIR/<model>/decode_<tag>/RESULTS.md`` in ESPnet's format, then ``OUT``: one row per decode folder
 (models in ``--models`` order, only those, else all sorted), one WER and one CER column per set (in
 ``--sets`` order, else as discovered), under a header with the date, the command and the machine.
+When runs were repeated with several seeds (``<variant>_seed<N>``, run.sh --pl_seeds) it adds a table of
+mean +- standard deviation per variant (softpl.scoring.study), and the curves show each variant's mean.
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ from pathlib import Path
 from softpl.scoring.history import final_pl_summary, plot_curves, read_history
 from softpl.scoring.results import (decode_results_md, discovered_sets, environment, find_decodes,
                                     select_models, summary_md)
+from softpl.scoring.study import SEED_SUFFIX, group_by_variant, mean_history, study_md, summarise_run
+
+STUDY_TAG = "decode_greedy"  # the decoding the seed study summarises
 
 
-def pl_columns(exp: Path) -> dict[str, object]:
-    """Summary columns of a pseudo-labeling run (a folder with ``cpl_history.jsonl``)."""
-    final = final_pl_summary(exp)
+def pl_columns(final: dict[str, object]) -> dict[str, object]:
+    """Summary columns of a pseudo-labeling run, from its ``final_pl_summary``."""
     return {
         "updates": f"{final['updates']:.0f}",
         "final PL blank rate": f"{final['pl_blank_rate']:.3f}",
@@ -36,8 +40,27 @@ def pl_columns(exp: Path) -> dict[str, object]:
     }
 
 
+def curves(exp_dir: Path, pl_runs: list[str], plots: Path, out: Path, plot_variants: list[str] | None) -> str:
+    """Plot the PL runs (each variant's mean over its seeds) under ``plots``; markdown linking the PNGs."""
+    groups = group_by_variant(pl_runs)
+    if plot_variants is not None:
+        unknown = [v for v in plot_variants if v not in groups]
+        if unknown:
+            raise ValueError(f"--plot_variants: no pseudo-labeling run for {', '.join(unknown)}; "
+                             f"variants: {', '.join(groups)}")
+        groups = {v: groups[v] for v in plot_variants}
+    histories = {}
+    for variant, runs in groups.items():
+        label = variant if len(runs) == 1 else f"{variant} (mean of {len(runs)} seeds)"
+        histories[label] = mean_history([read_history(exp_dir / run) for run in runs])
+    paths = plot_curves(histories, plots)
+    rel = [Path(os.path.relpath(path, out.parent)) for path in paths]
+    return "\n## Curves (against updates)\n\n" + "".join(f"![{p.stem}]({p})\n" for p in rel)
+
+
 def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] | None = None,
-           models: list[str] | None = None, plots: Path | None = None) -> None:
+           models: list[str] | None = None, plots: Path | None = None,
+           plot_variants: list[str] | None = None) -> None:
     """Write every decode folder's RESULTS.md and the summary ``out`` (and curves under ``plots``)."""
     decodes = find_decodes(exp_dir)
     if not decodes:
@@ -45,14 +68,17 @@ def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] |
                                 "(stages 7 and 9, softpl.bin.score)")
     env = environment(command)
     chosen = select_models(decodes, models)
+    sets = sets or discovered_sets(chosen)
     pl_runs = [name for name in dict.fromkeys(d.model for d in chosen) if (exp_dir / name / "cpl_history.jsonl").exists()]
-    extra = {name: pl_columns(exp_dir / name) for name in pl_runs}
+    pl_final = {name: final_pl_summary(exp_dir / name) for name in pl_runs}
+    extra = {name: pl_columns(pl_final[name]) for name in pl_runs}
     notes = ""
+    if any(SEED_SUFFIX.match(d.model) for d in chosen):
+        runs = [summarise_run(d, exp_dir, pl_final.get(d.model)) for d in chosen if d.tag == STUDY_TAG]
+        notes += "\n" + study_md(runs, sets)
     if plots is not None and pl_runs:
-        curves = plot_curves({name: read_history(exp_dir / name) for name in pl_runs}, plots)
-        rel = [Path(os.path.relpath(path, out.parent)) for path in curves]
-        notes = "\n## Curves (against updates)\n\n" + "".join(f"![{p.stem}]({p})\n" for p in rel)
-    summary = summary_md(chosen, sets or discovered_sets(chosen), title, env, extra, notes)
+        notes += curves(exp_dir, pl_runs, plots, out, plot_variants)
+    summary = summary_md(chosen, sets, title, env, extra, notes)
     for decode in decodes:
         (decode.path / "RESULTS.md").write_text(decode_results_md(decode, exp_dir.name, env), encoding="utf-8")
     out.write_text(summary, encoding="utf-8")
@@ -68,10 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", help="model folders to list, in row order (default: all, sorted)")
     parser.add_argument("--command", help="the command that produced the results (default: this command line)")
     parser.add_argument("--plots", type=Path, help="folder for PNG curves of the pseudo-labeling runs (linked)")
+    parser.add_argument("--plot_variants", nargs="+",
+                        help="pseudo-labeling variants drawn in the curves, e.g. pl_hard pl_soft (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     command = args.command or "python -m softpl.bin.report " + shlex.join(sys.argv[1:] if argv is None else argv)
-    report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots)
+    report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots, args.plot_variants)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Render the synthetic English corpus of `egs/synth_en`: sentences -> TTS audio with noise -> Kaldi data dirs.
 
 espeak-ng (several English accents and voice variants) speaks every set; flite, a second engine with a clearly
-different sound, speaks part of `train_unlabeled` and all of `test_other`, so that the unlabeled data covers a
-domain the labeled data does not. Every random choice of an utterance (voice, speaking rate, pitch, noise) comes
+different sound, speaks a tenth of `train_labeled`, half of `train_unlabeled` and all of `test_other`, so that the
+unlabeled data covers a domain the labeled data barely does (the case pseudo-labeling is for). Every random choice of an utterance (voice, speaking rate, pitch, noise) comes
 from an RNG seeded by (seed, set, index), so the corpus depends on `seed` only, never on the number of workers.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ SAMPLE_RATE = 16000
 SETS = ("dev", "test_clean", "test_other", "train_labeled", "train_unlabeled")
 UNLABELED_SETS = frozenset({"train_unlabeled"})
 # Share of each set spoken by flite; the rest is espeak-ng.
-FLITE_SHARE = {"train_unlabeled": 0.3, "test_other": 1.0}
+FLITE_SHARE = {"train_labeled": 0.1, "train_unlabeled": 0.5, "test_other": 1.0}
 
 ESPEAK_VOICES = ("en-us", "en-us-nyc", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
                  "en-gb-x-gbcwmd", "en-029")
