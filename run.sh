@@ -413,11 +413,14 @@ if run_stage 8; then
     for run in $continuation_runs; do train_continuation "$run" || exit 1; done
   else
     # Several runs at once, each in a background job; on CPU the cores are shared out between them.
-    [ "$ngpu" -eq 0 ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
+    threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
     running=0; failed=0
     for run in $continuation_runs; do
       if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
-      train_continuation "$run" & running=$((running + 1))
+      if [ "$ngpu" -eq 0 ]; then (export OMP_NUM_THREADS=$threads; train_continuation "$run") &
+      else train_continuation "$run" &
+      fi
+      running=$((running + 1))
     done
     while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
     [ "$failed" -eq 0 ] || { echo "run.sh: stage 8: a run failed (see above)" >&2; exit 1; }
