@@ -49,7 +49,8 @@ pl_seeds=""              # stage 8: training seeds; when set, every run of stage
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
 pl_nj=1                  # stage 8: runs trained at once (on CPU each gets nproc/pl_nj threads)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
-continuation_model=latest.pth  # stages 9-10: checkpoint of continuation runs decoded (after all their updates)
+decode_model=valid.loss.ave.pth  # stages 7, 9: the checkpoint decoded, for every row alike (ESPnet's average of each
+                         #   run's keep_nbest_models best epochs by validation loss, among the run's own epochs)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
 dumpdir=dump             # formatted data
@@ -83,7 +84,7 @@ Options (default):
   --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp:-<expdir>/asr_seed})
   --seed_model_dir ("${seed_model_dir}")  an ESPnet model to use as the seed: stages 4-6 import it instead
   --pl_train_config (${pl_train_config}) --pl_configs ("${pl_configs}") --pl_args ("${pl_args}")
-  --supervised_baseline (${supervised_baseline}) --continuation_model (${continuation_model})
+  --supervised_baseline (${supervised_baseline}) --decode_model (${decode_model})
   --pl_seeds ("${pl_seeds}")  repeat every stage-8 run per seed (<run>_seed<N>); stage 10 adds mean +- std
   --pl_nj (${pl_nj})            stage-8 runs trained at once
   --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
@@ -346,7 +347,7 @@ decode_and_score() {  # decode_and_score <exp_dir> <model_file>
 if run_stage 7; then
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
-  decode_and_score "$seed_exp" "$seed_exp/valid.loss.ave.pth"
+  decode_and_score "$seed_exp" "$seed_exp/$decode_model"
   $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
     --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
   stage_timer_end 7
@@ -378,14 +379,24 @@ for run_seed in ${pl_seeds:-$seed}; do
 done
 
 # ---- stage 8: continuous pseudo-labeling -----------------------------------------------------------
+# Every run branches from the seed's last training state (model, optimizer, scheduler: ESPnet's checkpoint.pth),
+# as slimIPL is one run whose pseudo-labeling starts after M labeled updates; a seed imported without one
+# (--seed_model_dir) starts from its weights with a fresh optimizer.
+seed_branch_epoch() {  # the seed epoch the continuation runs go on from (0: no training state to branch from)
+  if [ -f "$seed_exp/checkpoint.pth" ]; then $python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --epoch
+  else echo 0
+  fi
+}
 train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped when done with the same options)
-  local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0
+  local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0 after start_opts
+  after=$(seed_branch_epoch) || return 1
   if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
-    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --out "$new_config" || return 1
+    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --after_epoch "$after" \
+      --out "$new_config" || return 1
     trainer=espnet2.bin.asr_train; extra=()
   else
     $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[${variant_of[$run]}]}" \
-      --out "$new_config" || return 1
+      --after_epoch "$after" --out "$new_config" || return 1
     trainer=softpl.bin.cpl_train
     extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
            --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
@@ -396,12 +407,21 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
   fi
   claim_exp_dir "$exp" "$sig"
   mv "$new_config" "$exp/train.yaml"
+  if [ "$after" -gt 0 ]; then
+    # A run interrupted earlier resumes from its own checkpoint; a new one starts from the seed's state.
+    if [ ! -f "$exp/checkpoint.pth" ]; then
+      $python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --config "$exp/train.yaml" --out_dir "$exp" || return 1
+    fi
+    start_opts=()
+  else
+    start_opts=(--init_param "$seed_init_param")
+  fi
   log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
   t0=$(date +%s)
   rm -f "$exp/.stage8.done"
   # shellcheck disable=SC2086
   train "$exp/train.log" "$trainer" --config "$exp/train.yaml" "${asr_data_opts[@]}" "${extra[@]}" "${norm_opts[@]}" \
-    "${shape_opts[@]}" --init_param "$seed_init_param" --seed "${seed_of[$run]}" --resume true --output_dir "$exp" \
+    "${shape_opts[@]}" "${start_opts[@]}" --seed "${seed_of[$run]}" --resume true --output_dir "$exp" \
     $pl_args || { echo "$run failed; last lines of $exp/train.log:" >&2; tail -30 "$exp/train.log" >&2; return 1; }
   echo $(( $(date +%s) - t0 )) > "$exp/train_seconds"  # wall time of the call that finished it (stage 10 reports it)
   mark_done "$exp/.stage8.done" "$sig"
@@ -430,9 +450,9 @@ fi
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
 if run_stage 9; then
   for run in $continuation_runs; do
-    log "stage 9: greedy CTC decoding and scoring of $expdir/$run ($continuation_model) on: $test_sets"
+    log "stage 9: greedy CTC decoding and scoring of $expdir/$run ($decode_model) on: $test_sets"
     stage_timer_start
-    decode_and_score "$expdir/$run" "$expdir/$run/$continuation_model"
+    decode_and_score "$expdir/$run" "$expdir/$run/$decode_model"
     stage_timer_end "9 ($run)"
   done
 fi
@@ -442,6 +462,8 @@ if run_stage 10; then
   log "stage 10: RESULTS.md and curves"
   plot_opts=()
   [ -n "$plot_pl_configs" ] && plot_opts=(--plot_variants $(for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done))
+  # The curves start at the seed's last epoch, where the continuation runs branched from it.
+  [ -f "$seed_exp/checkpoint.pth" ] && plot_opts+=(--branch_from "$(basename "$seed_exp")")
   # shellcheck disable=SC2086
   $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
     --models "$(basename "$seed_exp")" $continuation_runs --plots plots "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \

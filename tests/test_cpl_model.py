@@ -104,6 +104,30 @@ def test_soft_mixture_entropy_prior_and_blank_drop_add_up(tmp_path):
     assert {"loss_pl_soft", "loss_pl_mix_ctc", "pl_prior_kl", "pl_frames_used"} <= set(stats)
 
 
+def test_entropy_and_prior_terms_are_reduced_like_the_soft_loss(tmp_path):
+    """With the default "utterance" reduction every frame term is summed over frames and averaged over
+    utterances: the entropy and prior terms are scaled by frames per utterance as the soft CE is, so that
+    entropy_weight=-0.1 weighs a frame's entropy a tenth of that frame's CE (and not a tenth divided by T)."""
+    conf = dict(pl_target="soft", entropy_weight=-0.1, prior_weight=0.3)
+    model = build_model(tmp_path, **conf)
+    speech, lengths, pl = batch(model)
+    prior = torch.full((len(TOKENS),), 1 / len(TOKENS))
+    loss = model(speech, lengths, **pl, pl_token_prior=prior)[0].squeeze()
+    _, enc_lens, log_probs = student(model, speech, lengths)
+    q = expand_soft_targets(pl["pl_soft_values"], pl["pl_soft_indices"], len(TOKENS))
+    frames_per_utt = enc_lens.sum() / 2
+    expected = frames_per_utt * (
+        soft_cross_entropy(log_probs, q, enc_lens)
+        - 0.1 * reg.frame_entropy(log_probs, enc_lens)
+        + 0.3 * reg.marginal_prior_kl(log_probs, enc_lens, prior)
+    )
+    torch.testing.assert_close(loss, expected)
+    # The same weights under the "frame" reduction: every term a frame mean, the ratios unchanged.
+    frame_model = build_model(tmp_path, soft_reduction="frame", **conf)
+    torch.testing.assert_close(frame_model(speech, lengths, **pl, pl_token_prior=prior)[0].squeeze(),
+                               expected / frames_per_utt)
+
+
 def test_what_the_labeler_must_keep(tmp_path):
     assert not build_model(tmp_path, pl_target="hard").needs_soft_targets
     assert build_model(tmp_path, pl_target="hard").needs_transcripts

@@ -190,7 +190,7 @@ def run(recipe: Path, env: dict, *args: str) -> str:
 
 SMOKE = ("--nj", "2", "--min_dur", "0.3", "--seed_config", str(REPO / "tests/conf/train_seed_smoke.yaml"),
          "--pl_train_config", str(REPO / "tests/conf/train_pl_smoke.yaml"), "--pl_configs", "hard",
-         "--supervised_baseline", "false", "--seed_args", "--max_epoch 1", "--pl_args", "--max_epoch 1")
+         "--supervised_baseline", "false", "--seed_args", "--max_epoch 1")
 
 
 def check_data_dir(recipe: Path, name: str, ids: list[str], corpora: dict, labeled: bool) -> None:

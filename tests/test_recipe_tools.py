@@ -42,6 +42,17 @@ def test_merge_configs_cli(tmp_path):
         merge_main([str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "x.yaml")])
 
 
+def test_merge_configs_numbers_a_branch_epochs_on_from_the_seed(tmp_path):
+    """--after_epoch S: the continuation's max_epoch counts its own epochs; ESPnet resumes at S + 1."""
+    (tmp_path / "seed.yaml").write_text("max_epoch: 20\n")
+    (tmp_path / "cont.yaml").write_text("max_epoch: 4\nnum_iters_per_epoch: 10\npl_unlabeled_per_labeled: 4\n")
+    configs = [str(tmp_path / "seed.yaml"), str(tmp_path / "cont.yaml")]
+    merge_main([*configs, "--after_epoch", "20", "--out", str(tmp_path / "pl.yaml")])
+    assert yaml.safe_load((tmp_path / "pl.yaml").read_text())["max_epoch"] == 24
+    merge_main([*configs, "--supervised", "--after_epoch", "20", "--out", str(tmp_path / "sup.yaml")])
+    assert yaml.safe_load((tmp_path / "sup.yaml").read_text()) == {"max_epoch": 24, "num_iters_per_epoch": 50}
+
+
 def test_filter_by_duration_keeps_files_consistent_and_lists_the_removed(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -70,7 +70,11 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     rows = [line for line in table.splitlines() if line.startswith("|") and "decode_greedy" in line]
     assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
     assert "final PL blank rate" in table and "collapse alarm" in table
-    for plot in ("dev_wer.png", "pl_blank_rate.png", "pl_frame_entropy.png"):
+    # Every continuation branched from the seed's last training state: epochs numbered on from the seed's 2.
+    for run in runs:
+        log = (recipe / "exp" / run / "train.log").read_text()
+        assert "3epoch:train" in log and "1epoch:train" not in log
+    for plot in ("dev_cer.png", "dev_wer.png", "pl_blank_rate.png", "pl_frame_entropy.png"):
         assert (recipe / "plots" / plot).stat().st_size > 1000 and f"plots/{plot}" in table
 
     # An ESPnet model as the seed: the seed above, packed like a model-zoo folder (paths relative to its root).

@@ -37,10 +37,11 @@ RUN_OPTIONS = ("train_data_path_and_name_and_type", "valid_data_path_and_name_an
                "collect_stats", "write_collected_feats", "print_config", "config", "version", "dry_run",
                "allow_variable_data_keys", "use_preprocessor", "non_linguistic_symbols", "cleaner", "g2p",
                "frontend_conf_fs", "wandb_project", "wandb_id", "wandb_entity", "wandb_name", "pretrain_path")
-# The seed's schedule: the continuation config (conf/train_pl.yaml) sets its own. Batching is kept, as a default
-# the continuation config may override.
-ESPNET_TRAINING_ONLY = ("keep_nbest_models", "best_model_criterion", "max_epoch", "patience",
-                        "num_iters_per_epoch", "optim", "optim_conf", "scheduler", "scheduler_conf")
+# The seed run's length and model choice: the continuation config (conf/train_pl.yaml) sets its own. The optimizer
+# and schedule are kept: an imported seed has no optimizer state to branch from, so its continuation restarts the
+# seed's optimizer and schedule from step 0 (warm-up included). Batching is kept, as a default the continuation
+# config may override.
+ESPNET_TRAINING_ONLY = ("keep_nbest_models", "best_model_criterion", "max_epoch", "patience", "num_iters_per_epoch")
 
 
 class SeedError(ValueError):

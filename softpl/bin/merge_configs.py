@@ -5,6 +5,9 @@ variant: ``python -m softpl.bin.merge_configs conf/train_seed.yaml conf/train_pl
 --out exp/pl_soft/train.yaml``. ``--supervised`` makes the matching supervised-only continuation for stock
 ESPnet: the ``pl_*`` keys are dropped and ``num_iters_per_epoch`` is multiplied by
 ``1 + pl_unlabeled_per_labeled``, so it makes as many updates as a pseudo-labeling run.
+``--after_epoch S`` is for runs that continue the seed's training state (``softpl.bin.branch_seed``): the
+continuation config's ``max_epoch`` counts its own epochs, and ESPnet numbers them on from the seed's last
+epoch S, so the written ``max_epoch`` is S plus that.
 """
 from __future__ import annotations
 
@@ -58,12 +61,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("configs", type=Path, nargs="+", help="YAML files, later ones override earlier ones")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--supervised", action="store_true", help="supervised-only equivalent (see above)")
+    parser.add_argument("--after_epoch", type=int, default=0,
+                        help="the seed epoch the run continues from: max_epoch becomes this plus max_epoch")
     args = parser.parse_args(argv)
     merged: dict = {}
     for path in args.configs:
         merged = deep_merge(merged, load_yaml(path))
     if args.supervised:
         merged = supervised_equivalent(merged)
+    if args.after_epoch:
+        if "max_epoch" not in merged:
+            parser.error("--after_epoch needs max_epoch in the configs (the continuation's number of epochs)")
+        merged["max_epoch"] = args.after_epoch + merged["max_epoch"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True), encoding="utf-8")
 

@@ -40,8 +40,13 @@ def pl_columns(final: dict[str, object]) -> dict[str, object]:
     }
 
 
-def curves(exp_dir: Path, pl_runs: list[str], plots: Path, out: Path, plot_variants: list[str] | None) -> str:
-    """Plot the PL runs (each variant's mean over its seeds) under ``plots``; markdown linking the PNGs."""
+def curves(exp_dir: Path, pl_runs: list[str], baseline_runs: list[str], plots: Path, out: Path,
+           plot_variants: list[str] | None, branch_from: str | None) -> str:
+    """Plot the continuation runs (each variant's mean over its seeds) under ``plots``; markdown linking the PNGs.
+
+    ``baseline_runs`` (the supervised continuation) are always drawn; of the PL runs, the ``plot_variants``.
+    ``branch_from``: the seed, whose last epoch is every line's starting point.
+    """
     groups = group_by_variant(pl_runs)
     if plot_variants is not None:
         unknown = [v for v in plot_variants if v not in groups]
@@ -49,18 +54,23 @@ def curves(exp_dir: Path, pl_runs: list[str], plots: Path, out: Path, plot_varia
             raise ValueError(f"--plot_variants: no pseudo-labeling run for {', '.join(unknown)}; "
                              f"variants: {', '.join(groups)}")
         groups = {v: groups[v] for v in plot_variants}
+    groups = {**group_by_variant(baseline_runs), **groups}
     histories = {}
     for variant, runs in groups.items():
         label = variant if len(runs) == 1 else f"{variant} (mean of {len(runs)} seeds)"
         histories[label] = mean_history([read_history(exp_dir / run) for run in runs])
-    paths = plot_curves(histories, plots)
+    start = None
+    if branch_from is not None:
+        seed_history = read_history(exp_dir / branch_from)
+        start = {key: value for key, value in seed_history[-1].items() if key.startswith("valid.")}
+    paths = plot_curves(histories, plots, start)
     rel = [Path(os.path.relpath(path, out.parent)) for path in paths]
     return "\n## Curves (against updates)\n\n" + "".join(f"![{p.stem}]({p})\n" for p in rel)
 
 
 def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] | None = None,
            models: list[str] | None = None, plots: Path | None = None,
-           plot_variants: list[str] | None = None) -> None:
+           plot_variants: list[str] | None = None, branch_from: str | None = None) -> None:
     """Write every decode folder's RESULTS.md and the summary ``out`` (and curves under ``plots``)."""
     decodes = find_decodes(exp_dir)
     if not decodes:
@@ -77,7 +87,9 @@ def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] |
         runs = [summarise_run(d, exp_dir, pl_final.get(d.model)) for d in chosen if d.tag == STUDY_TAG]
         notes += "\n" + study_md(runs, sets)
     if plots is not None and pl_runs:
-        notes += curves(exp_dir, pl_runs, plots, out, plot_variants)
+        baselines = [name for name in dict.fromkeys(d.model for d in chosen)
+                     if name not in pl_runs and name != branch_from and (exp_dir / name / "checkpoint.pth").exists()]
+        notes += curves(exp_dir, pl_runs, baselines, plots, out, plot_variants, branch_from)
     summary = summary_md(chosen, sets, title, env, extra, notes)
     for decode in decodes:
         (decode.path / "RESULTS.md").write_text(decode_results_md(decode, exp_dir.name, env), encoding="utf-8")
@@ -96,10 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", type=Path, help="folder for PNG curves of the pseudo-labeling runs (linked)")
     parser.add_argument("--plot_variants", nargs="+",
                         help="pseudo-labeling variants drawn in the curves, e.g. pl_hard pl_soft (default: all)")
+    parser.add_argument("--branch_from", help="the seed model the continuation runs branched from: its last epoch "
+                                              "starts every curve, and it is not drawn as a run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     command = args.command or "python -m softpl.bin.report " + shlex.join(sys.argv[1:] if argv is None else argv)
-    report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots, args.plot_variants)
+    report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots, args.plot_variants,
+           args.branch_from)
 
 
 if __name__ == "__main__":

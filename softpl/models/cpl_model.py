@@ -15,15 +15,18 @@ soft_loss           ``ce`` or ``kl`` (same gradient; KL reads 0 when student == 
 soft_temperature    τ applied to the cached posteriors: q ∝ q^(1/τ); τ < 1 sharpens
 soft_reduction      ``utterance``: sum over frames, mean over utterances, as ESPnet's CTC loss (scale 1
                     puts soft and CTC losses on one scale) · ``frame``: mean over frames (the flashlight
-                    prototype's, with soft_scale 20)
+                    prototype's, with soft_scale 20). It applies to every frame term: the soft or frame CE,
+                    the entropy term and the prior KL
 soft_scale          multiplier of the soft (or frame_hard) loss
 mix_ctc_weight      λ: adds λ · CTC(greedy transcript) to the frame-level loss (soft + hard mixture)
-entropy_weight      β: adds β · mean frame entropy of the student (β > 0 sharpens, β < 0 smooths)
+entropy_weight      β: adds β · frame entropy of the student, reduced as the soft loss (β > 0 sharpens,
+                    β < 0 smooths); β = -0.1 weighs a frame's entropy a tenth of its soft CE
 blank_handling      ``none`` · ``drop``/``downweight``: frame weight ``blank_weight`` on blank-dominated
                     teacher frames · ``factorized``: blank-vs-token BCE plus CE over non-blank tokens
 blank_weight        the weight of blank-dominated frames for ``downweight`` (``drop`` uses 0)
 confidence_threshold θ: only frames whose teacher max probability exceeds θ count (0: all frames)
-prior_weight        μ: adds μ · KL(mean student posterior ‖ token prior of greedy outputs on labeled data)
+prior_weight        μ: adds μ · KL(mean student posterior ‖ token prior of greedy outputs on labeled data),
+                    counted once per frame as the soft loss is
 ==================  =====================================================================================
 """
 from __future__ import annotations
@@ -189,9 +192,11 @@ class CPLASRModel(ESPnetASRModel):
         enc, enc_lens = self.encode(speech, speech_lengths, aug_seed=aug_seed)
         log_probs = self.ctc.log_softmax(enc)
         batch_size = speech.shape[0]
-        # Frame losses are means over valid frames; "utterance" rescales them to ESPnet's CTC normalization
-        # (sum over frames, mean over utterances).
-        frame_scale = self.soft_scale * (enc_lens.sum() / batch_size if self.soft_reduction == "utterance" else 1.0)
+        # Frame terms (soft/frame CE, entropy, prior KL) are means over valid frames; "utterance" rescales every
+        # one of them to ESPnet's CTC normalization (sum over frames, mean over utterances), so that their weights
+        # (soft_scale, entropy_weight, prior_weight) mean the same under either reduction.
+        reduction_scale = enc_lens.sum() / batch_size if self.soft_reduction == "utterance" else 1.0
+        frame_scale = self.soft_scale * reduction_scale
 
         target_probs = None
         if pl_soft_values is not None:
@@ -223,12 +228,13 @@ class CPLASRModel(ESPnetASRModel):
             stats["loss_pl_mix_ctc"] = loss_mix.detach()
         if self.entropy_weight != 0:
             entropy = reg.frame_entropy(log_probs, enc_lens)
-            loss = loss + self.entropy_weight * entropy
+            loss = loss + self.entropy_weight * reduction_scale * entropy
+            stats["pl_entropy_term"] = (self.entropy_weight * reduction_scale * entropy).detach()
         if self.prior_weight > 0:
             if pl_token_prior is None:
                 raise ValueError("prior_weight > 0 needs pl_token_prior: the trainer estimates it at PL start")
             prior_kl = reg.marginal_prior_kl(log_probs, enc_lens, pl_token_prior.reshape(-1))
-            loss = loss + self.prior_weight * prior_kl
+            loss = loss + self.prior_weight * reduction_scale * prior_kl
             stats["pl_prior_kl"] = prior_kl.detach()
         student = posterior_stats(log_probs, enc_lens, self.blank_id)
         stats.update({f"pl_student_{k}": v for k, v in student.items()})

@@ -14,7 +14,8 @@ batches are labeled without updates.
 
 State that ESPnet's checkpoint does not hold (cache, teacher, counters, generators, alarm) is saved at the end
 of every epoch to ``<output_dir>/cpl_state/epoch<N>.rank<R>.pth``; ``--resume`` restores the file of the
-epoch the checkpoint was written at, so a killed run continues exactly.
+epoch the checkpoint was written at, so a killed run continues exactly. A checkpoint branched from the seed
+(:mod:`softpl.train.branch`) has no such state: pseudo-labeling starts afresh from it.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from softpl.pl.cache import PLCache
 from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
+from softpl.train.branch import branch_epoch
 
 
 @dataclasses.dataclass
@@ -424,6 +426,10 @@ class CPLTrainer(Trainer):
                        schedulers=schedulers, scaler=scaler, ngpu=ngpu, strict=strict)
         epoch = reporter.get_epoch()
         path = cls.slimipl.state_path(epoch)
+        if not path.exists() and branch_epoch(Path(checkpoint)) == epoch:
+            logging.info("continuing the seed's training state after its epoch %d (%s): pseudo-labeling starts "
+                         "afresh", epoch, checkpoint)
+            return
         if not path.exists():
             raise FileNotFoundError(
                 f"{path} is missing: the checkpoint is from epoch {epoch} but softpl's pseudo-labeling state of that "

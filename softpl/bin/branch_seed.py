@@ -1,0 +1,40 @@
+"""Start a continuation run from the seed's last training state (see :mod:`softpl.train.branch`).
+
+    python -m softpl.bin.branch_seed --seed_exp exp/asr_seed --epoch
+        prints the seed's last epoch (the branch point; a branch's epochs are numbered on from it)
+    python -m softpl.bin.branch_seed --seed_exp exp/asr_seed --config exp/pl_hard/train.yaml --out_dir exp/pl_hard
+        checks that the continuation config keeps the seed's optimizer and schedule, and writes
+        exp/pl_hard/checkpoint.pth; then train with ``--resume true --output_dir exp/pl_hard``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from softpl.train.branch import BranchError, branch_checkpoint, check_same_schedule, load_checkpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed_exp", type=Path, required=True, help="the seed's ESPnet experiment folder")
+    parser.add_argument("--epoch", action="store_true", help="print the seed's last epoch and exit")
+    parser.add_argument("--config", type=Path, help="the continuation's training config (checked against the seed's)")
+    parser.add_argument("--out_dir", type=Path, help="the continuation's experiment folder")
+    args = parser.parse_args(argv)
+    try:
+        if args.epoch:
+            print(int(load_checkpoint(args.seed_exp / "checkpoint.pth")["reporter"]["epoch"]))
+            return
+        if args.config is None or args.out_dir is None:
+            parser.error("--config and --out_dir are needed (or --epoch)")
+        check_same_schedule(args.seed_exp / "config.yaml", args.config)
+        epoch = branch_checkpoint(args.seed_exp / "checkpoint.pth", args.out_dir)
+    except BranchError as err:
+        sys.exit(f"branch_seed: error: {err}")
+    print(f"branch_seed: {args.out_dir}/checkpoint.pth continues {args.seed_exp} after its epoch {epoch}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
