@@ -49,8 +49,9 @@ pl_seeds=""              # stage 8: training seeds; when set, every run of stage
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
 pl_nj=1                  # stage 8: runs trained at once (on CPU each gets nproc/pl_nj threads)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
-decode_model=valid.loss.ave.pth  # stages 7, 9: the checkpoint decoded, for every row alike (ESPnet's average of each
-                         #   run's keep_nbest_models best epochs by validation loss, among the run's own epochs)
+decode_model=""          # stages 7, 9: the checkpoint decoded, for every row alike; default: ESPnet's average of each
+                         #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
+                         #   config (valid.<metric>.ave.pth; continuation runs inherit the seed config's criterion)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
 dumpdir=dump             # formatted data
@@ -232,7 +233,7 @@ else
   norm_opts=(--normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz")
   shape_opts=(--train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe"
               --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe")
-  seed_init_param=$seed_exp/valid.loss.ave.pth
+  seed_init_param=""  # set at stage 8 when needed: the seed's decoded checkpoint
 fi
 
 # ---- stage 4: token list --------------------------------------------------------------------------
@@ -322,8 +323,14 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
 fi
 
 # Decode one model on every test set (batched greedy CTC; optionally stock ESPnet inference too) and score it.
-decode_and_score() {  # decode_and_score <exp_dir> <model_file>
-  local exp=$1 model=$2 dec=$1/decode_greedy
+decode_and_score() {  # decode_and_score <exp_dir>: decodes <exp_dir>/$decode_model (or the rule's default)
+  local exp=$1 dec=$1/decode_greedy model=$1/$decode_model
+  if [ -z "$decode_model" ]; then
+    model=$($python -m softpl.bin.branch_seed --decoded_model "$exp") || exit 1
+  elif [ ! -f "$model" ]; then
+    echo "run.sh: $model not found (--decode_model $decode_model)" >&2; exit 1
+  fi
+  log "decoding $model"
   # shellcheck disable=SC2046
   $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
     --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) --output_dir "$dec" \
@@ -347,7 +354,7 @@ decode_and_score() {  # decode_and_score <exp_dir> <model_file>
 if run_stage 7; then
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
-  decode_and_score "$seed_exp" "$seed_exp/$decode_model"
+  decode_and_score "$seed_exp"
   $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
     --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
   stage_timer_end 7
@@ -414,6 +421,8 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
     fi
     start_opts=()
   else
+    [ -n "$seed_init_param" ] || seed_init_param=$($python -m softpl.bin.branch_seed --decoded_model "$seed_exp") \
+      || return 1
     start_opts=(--init_param "$seed_init_param")
   fi
   log "stage 8: $run with $trainer from $seed_exp (log: $exp/train.log)"
@@ -450,9 +459,9 @@ fi
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
 if run_stage 9; then
   for run in $continuation_runs; do
-    log "stage 9: greedy CTC decoding and scoring of $expdir/$run ($decode_model) on: $test_sets"
+    log "stage 9: greedy CTC decoding and scoring of $expdir/$run on: $test_sets"
     stage_timer_start
-    decode_and_score "$expdir/$run" "$expdir/$run/$decode_model"
+    decode_and_score "$expdir/$run"
     stage_timer_end "9 ($run)"
   done
 fi

@@ -11,7 +11,7 @@ import yaml
 from espnet2.schedulers.warmup_lr import WarmupLR
 
 from cpl_data import cpl_train_args, make_corpus
-from softpl.train.branch import BranchError, branch_checkpoint, branch_epoch, check_same_schedule
+from softpl.train.branch import BranchError, branch_checkpoint, branch_epoch, check_same_schedule, decoded_model_name
 
 WARMUP = 5
 LR = 0.001  # rates below 1e-3 are logged with 4 significant digits
@@ -102,5 +102,23 @@ def test_branch_refuses_another_schedule_and_a_missing_checkpoint(tmp_path):
         check_same_schedule(seed_config, branch_config)
     branch_config.write_text(seed_config.read_text())
     check_same_schedule(seed_config, branch_config)
+    seed_config.write_text(yaml.safe_dump({"optim": "adam", "optim_conf": {"lr": 0.003}, "scheduler": "warmuplr",
+                                           "scheduler_conf": {}}))  # as ESPnet writes an absent *_conf
+    check_same_schedule(seed_config, branch_config)
     with pytest.raises(BranchError, match="checkpoint.pth not found.*train the seed"):
         branch_checkpoint(tmp_path / "no_seed" / "checkpoint.pth", tmp_path / "out")
+
+
+def test_every_run_is_decoded_from_the_average_its_first_validation_criterion_names(tmp_path):
+    criteria = [["train", "loss", "min"], ["valid", "cer_ctc", "min"], ["valid", "loss", "min"]]
+    assert decoded_model_name({"best_model_criterion": criteria}) == "valid.cer_ctc.ave.pth"
+    assert decoded_model_name({"best_model_criterion": [["train", "loss", "min"]]}) == "valid.loss.ave.pth"
+    assert decoded_model_name({}) == "valid.loss.ave.pth"
+    exp = tmp_path / "pl_hard"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({"best_model_criterion": criteria}))
+    cli = [sys.executable, "-m", "softpl.bin.branch_seed", "--decoded_model", str(exp)]
+    missing = subprocess.run(cli, capture_output=True, text=True)
+    assert missing.returncode != 0 and "valid.cer_ctc.ave.pth not found: train" in missing.stderr
+    (exp / "valid.cer_ctc.ave.pth").write_bytes(b"")
+    assert subprocess.run(cli, capture_output=True, text=True, check=True).stdout.strip() == str(exp / "valid.cer_ctc.ave.pth")

@@ -44,7 +44,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     # The seed model was trained by stock ESPnet and decoded twice (greedy; ESPnet's own inference),
     # and every set is scored by sclite and Python.
     seed = recipe / "exp/asr_seed"
-    assert (seed / "valid.loss.ave.pth").exists()
+    assert (seed / "valid.cer_ctc.ave.pth").exists()  # the decoded checkpoint (the config's rule)
     for s in SETS:
         for decode in ("decode_greedy", "decode_espnet"):
             scores = json.loads((seed / decode / s / "scores.json").read_text())
@@ -83,7 +83,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
                 "exp/asr_stats_char/train/feats_stats.npz"):
         (zoo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(recipe / rel, zoo / rel)
-    shutil.copy((recipe / "exp/asr_seed/valid.loss.ave.pth").resolve(), zoo / "exp/asr_seed/valid.loss.ave.pth")
+    shutil.copy((recipe / "exp/asr_seed/valid.cer_ctc.ave.pth").resolve(), zoo / "exp/asr_seed/valid.cer_ctc.ave.pth")
     out = run_recipe(recipe, "--stage", "6", "--stop_stage", "9", "--expdir", "exp_zoo", "--seed_model_dir", "zoo",
                      "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard")
     assert "seed imported from zoo" in out

@@ -11,5 +11,5 @@ exec "$softpl_root/run.sh" --train_cmd "$train_cmd" \
   --train_set train_labeled --unlabeled_set train_unlabeled --valid_set dev \
   --test_sets "dev test_clean test_other" \
   --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \
-  --pl_configs "hard soft soft_mix soft_blank" \
+  --pl_configs "hard soft soft_mix" --pl_nj 2 \
   "$@"

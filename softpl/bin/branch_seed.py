@@ -5,6 +5,8 @@
     python -m softpl.bin.branch_seed --seed_exp exp/asr_seed --config exp/pl_hard/train.yaml --out_dir exp/pl_hard
         checks that the continuation config keeps the seed's optimizer and schedule, and writes
         exp/pl_hard/checkpoint.pth; then train with ``--resume true --output_dir exp/pl_hard``.
+    python -m softpl.bin.branch_seed --decoded_model exp/pl_hard
+        prints the checkpoint of a trained run that the recipe decodes (the one rule for every row of a table)
 """
 from __future__ import annotations
 
@@ -12,17 +14,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from softpl.train.branch import BranchError, branch_checkpoint, check_same_schedule, load_checkpoint
+import yaml
+
+from softpl.train.branch import BranchError, branch_checkpoint, check_same_schedule, decoded_model_name, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed_exp", type=Path, required=True, help="the seed's ESPnet experiment folder")
+    parser.add_argument("--seed_exp", type=Path, help="the seed's ESPnet experiment folder")
+    parser.add_argument("--decoded_model", type=Path, metavar="EXP",
+                        help="print the checkpoint of the trained run EXP that is decoded, and exit")
     parser.add_argument("--epoch", action="store_true", help="print the seed's last epoch and exit")
     parser.add_argument("--config", type=Path, help="the continuation's training config (checked against the seed's)")
     parser.add_argument("--out_dir", type=Path, help="the continuation's experiment folder")
     args = parser.parse_args(argv)
     try:
+        if args.decoded_model is not None:
+            model = args.decoded_model / decoded_model_name(yaml.safe_load((args.decoded_model / "config.yaml").read_text()))
+            if not model.exists():
+                raise BranchError(f"{model} not found: train {args.decoded_model} to its end first (ESPnet writes the "
+                                  "average when training finishes), or name the checkpoint with run.sh --decode_model")
+            print(model)
+            return
+        if args.seed_exp is None:
+            parser.error("--seed_exp is needed (or --decoded_model)")
         if args.epoch:
             print(int(load_checkpoint(args.seed_exp / "checkpoint.pth")["reporter"]["epoch"]))
             return

@@ -7,7 +7,8 @@ of the labeled transcripts, and writes to ``--out``:
 
 - ``config.yaml``: the model's config with its file paths (bpemodel, normalization statistics) made
   absolute, so ESPnet and softpl's decoders load it from anywhere;
-- ``valid.loss.ave.pth``: a link to the chosen weights (the name the recipe decodes and initializes from);
+- a link to the chosen weights, named as the recipe's decoding rule expects from the config
+  (:func:`softpl.train.branch.decoded_model_name`, e.g. ``valid.loss.ave.pth``), which stage 8 initializes from;
 - ``tokens.txt``: its token list;
 - ``train_seed.yaml``: the architecture part of the config (no data, output or token options), the base
   that stage 8 merges the continuation schedule and a PL variant onto;
@@ -25,6 +26,7 @@ import yaml
 from softpl.data.datadir import read_table
 from softpl.data.validate import allowed_characters
 from softpl.tasks.cpl_asr import CPLASRTask
+from softpl.train.branch import decoded_model_name
 
 # Preferred weights, as ESPnet names averaged and best models.
 MODEL_PREFERENCE = ("valid.loss.ave.pth", "valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.best.pth",
@@ -115,7 +117,7 @@ def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
         config["normalize_conf"]["stats_file"] = absolute(config["normalize_conf"]["stats_file"], model_dir,
                                                           config_path.parent)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    link = out / "valid.loss.ave.pth"
+    link = out / decoded_model_name(config)
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(weights)
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     except SeedError as e:
         print(f"import_seed: error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"{args.out}: seed from {os.path.realpath(args.out / 'valid.loss.ave.pth')} "
+    print(f"{args.out}: seed from {os.path.realpath(env['seed_init_param'].split(':')[0])} "
           f"(token type {env['seed_token_type']})")
 
 

@@ -11,7 +11,7 @@ import sys
 from softpl.data.synth import SETS, CorpusError, make_corpus, split_sentences
 from softpl.data.text import list_fortune_files, read_fortune_sentences
 
-DEFAULT_SIZES = {"train_labeled": 2000, "train_unlabeled": 14000, "dev": 300, "test_clean": 300, "test_other": 300}
+DEFAULT_SIZES = {"train_labeled": 1000, "train_unlabeled": 14000, "dev": 300, "test_clean": 300, "test_other": 300}
 
 
 def _positive_int(value: str) -> int:
@@ -27,7 +27,8 @@ def get_parser() -> argparse.ArgumentParser:
                     "Writes Kaldi data dirs <data_dir>/{" + ",".join(SETS) + "} (wav.scp, text or text.ref, "
                     "utt2spk, spk2utt, utt2dur) and 16 kHz mono 16-bit wavs under <audio_dir>/<set>/. "
                     "train_unlabeled has no `text`: its truth is in `text.ref`, for pseudo-label metrics only. "
-                    "flite speaks a tenth of train_labeled, half of train_unlabeled and all of test_other: a domain shift.",
+                    "flite speaks a tenth of train_labeled, half of dev and of train_unlabeled, and all of "
+                    "test_other: a domain shift.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data_dir", default="data", help="where the Kaldi data dirs go")
     parser.add_argument("--audio_dir", default="corpus", help="where the wav files go")

@@ -4,7 +4,8 @@ slimIPL is one training run: M labeled-only updates, then pseudo-labeling, with 
 learning-rate schedule. The fair comparison branches every continuation (each pseudo-labeling variant and the
 supervised-only ESPnet baseline) from the same seed *state*: ESPnet's ``checkpoint.pth`` of the seed's last
 epoch, with its model, optimizer (Adam moments and step count), scheduler (step count, so the learning rate goes
-on where it was) and AMP scaler. Averaged weights (``valid.loss.ave.pth``) are for decoding, not for continuing.
+on where it was) and AMP scaler. Averaged weights are for decoding, not for continuing: every run of a table is
+decoded from the checkpoint :func:`decoded_model_name` names, by one rule.
 
 :func:`branch_checkpoint` writes that state into a new experiment folder as its ``checkpoint.pth``, so that
 ESPnet's own ``--resume true`` continues it: stock ``espnet2.bin.asr_train`` for the supervised baseline,
@@ -23,6 +24,16 @@ import yaml
 BRANCH_KEY = "softpl_branch"
 # What must match between the seed's config and the branch's: the state continued is only meaningful under them.
 SCHEDULE_KEYS = ("optim", "optim_conf", "scheduler", "scheduler_conf")
+
+
+def decoded_model_name(config: dict) -> str:
+    """The checkpoint a run is decoded from: ESPnet's average of its ``keep_nbest_models`` best epochs by the first
+    validation criterion of its ``best_model_criterion`` (e.g. ``valid.cer_ctc.ave.pth``), ``valid.loss.ave.pth``
+    when none is on the validation set. One rule for the seed and every continuation (which inherit its config)."""
+    for phase, metric, _ in config.get("best_model_criterion") or ():
+        if phase == "valid":
+            return f"valid.{metric}.ave.pth"
+    return "valid.loss.ave.pth"
 
 
 class BranchError(ValueError):
@@ -45,7 +56,11 @@ def check_same_schedule(seed_config: Path, branch_config: Path) -> None:
     """Raise unless both configs name the same optimizer and scheduler with the same options."""
     seed = yaml.safe_load(seed_config.read_text()) or {}
     branch = yaml.safe_load(branch_config.read_text()) or {}
-    differ = [key for key in SCHEDULE_KEYS if seed.get(key) != branch.get(key)]
+    def value(config: dict, key: str):  # ESPnet writes an absent *_conf as {} into config.yaml
+        found = config.get(key)
+        return (found or {}) if key.endswith("_conf") else found
+
+    differ = [key for key in SCHEDULE_KEYS if value(seed, key) != value(branch, key)]
     if differ:
         detail = "; ".join(f"{key}: seed {seed.get(key)!r}, branch {branch.get(key)!r}" for key in differ)
         raise BranchError(f"{branch_config} continues {seed_config}'s optimizer state, so it must use the same "
