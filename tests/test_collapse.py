@@ -141,6 +141,22 @@ def test_length_ratio_condition_can_fire_or_be_disabled() -> None:
     assert not CollapseAlarm(patience=1, min_length_ratio=None).update(short_labels, 5)
 
 
+def test_length_drop_since_pl_start_fires_on_a_creeping_collapse_not_on_a_weak_stable_teacher() -> None:
+    # E11's soft run: the length ratio per 200 updates, from PL start; floor 0.75 x 0.978 = 0.7335.
+    creeping = [0.978, 0.906, 0.828, 0.731, 0.640, 0.529]
+    alarm = CollapseAlarm(patience=2)
+    fired = [alarm.update({**HEALTHY, "length_ratio": ratio}, step) for step, ratio in enumerate(creeping)]
+    assert fired == [False, False, False, False, True, True] and alarm.fired_step == 4
+    assert alarm.fired_reason == "length_ratio=0.6400 <= 0.7335 (0.75 x 0.9780 at PL start)"
+    weak_but_stable = [0.70, 0.76, 0.72, 0.71, 0.75]  # E10: a weak seed's short but steady pseudo-labels
+    alarm = CollapseAlarm(patience=1)
+    assert not any(alarm.update({**HEALTHY, "length_ratio": ratio}, step) for step, ratio in enumerate(weak_but_stable))
+    assert not CollapseAlarm(patience=1, max_length_drop=None).update({**HEALTHY, "length_ratio": 0.5}, 1)
+    resumed = CollapseAlarm(patience=1)
+    resumed.load_state_dict(CollapseAlarm(patience=1).state_dict() | {"start_length_ratio": 1.0})
+    assert resumed.update({**HEALTHY, "length_ratio": 0.7}, 9), "the reference survives a resume"
+
+
 def test_non_finite_stats_count_as_collapse_and_unknown_stats_are_rejected() -> None:
     assert CollapseAlarm(patience=1).update({**HEALTHY, "mi_proxy": float("nan")}, 1)
     with pytest.raises(KeyError, match="none of the monitored keys"):
@@ -162,7 +178,8 @@ def test_alarm_state_round_trip_resumes_the_streak() -> None:
         again.load_state_dict({"consecutive": 0, "fired_step": None})
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"patience": 0}, "patience"), ({"action": "crash"}, "action")])
+@pytest.mark.parametrize(("kwargs", "match"), [({"patience": 0}, "patience"), ({"action": "crash"}, "action"),
+                                               ({"max_length_drop": 1.5}, "max_length_drop")])
 def test_alarm_rejects_bad_settings(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         CollapseAlarm(**kwargs)

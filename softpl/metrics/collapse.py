@@ -104,6 +104,10 @@ class CollapseAlarm:
       posteriors no longer depend on the input.
     - ``length_ratio <= min_length_ratio`` (default 0.3): pseudo-labels carry under 30 % of the tokens per second of
       the labeled transcripts.
+    - ``length_ratio <= (1 - max_length_drop) x`` the first length ratio the alarm saw (default drop 0.25): the
+      pseudo-labels have shrunk by a quarter since pseudo-labeling started. A collapse that creeps towards blank
+      (EXPERIMENTS.md E11: 0.98 -> 0.53 in 1,000 updates while dev CER doubles) crosses this long before the absolute
+      floors; a weak but stable teacher (a low ratio from the start, 0.70-0.76 in E10) does not.
 
     A stat missing from the dict (e.g. the length ratio when not computed on that check) is not tested; a threshold
     set to None disables its condition. A non-finite stat (NaN/inf posteriors) counts as collapsed. One healthy check
@@ -119,16 +123,21 @@ class CollapseAlarm:
         max_blank_rate: float | None = 0.95,
         min_mi_proxy: float | None = 0.05,
         min_length_ratio: float | None = 0.3,
+        max_length_drop: float | None = 0.25,
         patience: int = 3,
         action: Literal["warn", "stop"] = "warn",
     ) -> None:
         if patience < 1:
             raise ValueError(f"patience must be >= 1 consecutive checks, got {patience}")
+        if max_length_drop is not None and not 0 < max_length_drop < 1:
+            raise ValueError(f"max_length_drop must be a fraction in (0, 1), got {max_length_drop}")
         if action not in ("warn", "stop"):
             raise ValueError(f'action must be "warn" or "stop", got {action!r}')
         self.max_blank_rate = max_blank_rate
         self.min_mi_proxy = min_mi_proxy
         self.min_length_ratio = min_length_ratio
+        self.max_length_drop = max_length_drop
+        self.start_length_ratio: float | None = None  # the first finite length ratio seen: the drop's reference
         self.patience = patience
         self.action = action
         self.consecutive = 0
@@ -154,11 +163,18 @@ class CollapseAlarm:
             value = float(stats[name])
             if not math.isfinite(value) or holds(value, limit):
                 violations.append(f"{name}={value:.4f} {sign} {limit}")
+        if self.max_length_drop is not None and "length_ratio" in stats and self.start_length_ratio is not None:
+            value, floor = float(stats["length_ratio"]), (1 - self.max_length_drop) * self.start_length_ratio
+            if math.isfinite(value) and value <= floor:
+                violations.append(f"length_ratio={value:.4f} <= {floor:.4f} ({1 - self.max_length_drop:g} x "
+                                  f"{self.start_length_ratio:.4f} at PL start)")
         return violations
 
     def update(self, stats: Mapping[str, float], step: int) -> bool:
         """Record one check at training `step`; return True while collapse has held for `patience` checks."""
         violations = self._violations(stats)
+        if self.start_length_ratio is None and math.isfinite(float(stats.get("length_ratio", math.nan))):
+            self.start_length_ratio = float(stats["length_ratio"])
         self.consecutive = self.consecutive + 1 if violations else 0
         if self.consecutive < self.patience:
             return False
@@ -176,8 +192,9 @@ class CollapseAlarm:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        """Counters needed to resume exactly: the current streak and the first firing."""
-        return {"consecutive": self.consecutive, "fired_step": self.fired_step, "fired_reason": self.fired_reason}
+        """Counters needed to resume exactly: the current streak, the first firing, the length-drop reference."""
+        return {"consecutive": self.consecutive, "fired_step": self.fired_step, "fired_reason": self.fired_reason,
+                "start_length_ratio": self.start_length_ratio}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the counters saved by `state_dict`."""
@@ -187,3 +204,4 @@ class CollapseAlarm:
         self.consecutive = int(state["consecutive"])
         self.fired_step = state["fired_step"]
         self.fired_reason = state["fired_reason"]
+        self.start_length_ratio = state.get("start_length_ratio")  # absent in states saved before the drop test

@@ -66,6 +66,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_collapse_max_blank_rate: float
     pl_collapse_min_mi: float
     pl_collapse_min_length_ratio: float
+    pl_collapse_max_length_drop: float
     pl_collapse_patience: int
 
 
@@ -107,6 +108,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="alarm when H(mean posterior) - mean H(posterior) (nats) is at most this")
     group.add_argument("--pl_collapse_min_length_ratio", type=float, default=0.3,
                        help="alarm when PL tokens per frame / labeled tokens per frame is at most this")
+    group.add_argument("--pl_collapse_max_length_drop", type=float, default=0.25,
+                       help="alarm when the length ratio has fallen by this fraction of its value at PL start")
     group.add_argument("--pl_collapse_patience", type=int, default=3, help="consecutive diagnostics to alarm")
 
 
@@ -143,6 +146,7 @@ class SlimIPL:
             max_blank_rate=options.pl_collapse_max_blank_rate,
             min_mi_proxy=options.pl_collapse_min_mi,
             min_length_ratio=options.pl_collapse_min_length_ratio,
+            max_length_drop=options.pl_collapse_max_length_drop,
             patience=options.pl_collapse_patience,
             action=options.pl_collapse_action,
         )
