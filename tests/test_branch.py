@@ -121,4 +121,5 @@ def test_every_run_is_decoded_from_the_average_its_first_validation_criterion_na
     missing = subprocess.run(cli, capture_output=True, text=True)
     assert missing.returncode != 0 and "valid.cer_ctc.ave.pth not found: train" in missing.stderr
     (exp / "valid.cer_ctc.ave.pth").write_bytes(b"")
-    assert subprocess.run(cli, capture_output=True, text=True, check=True).stdout.strip() == str(exp / "valid.cer_ctc.ave.pth")
+    printed = subprocess.run(cli, capture_output=True, text=True, check=True).stdout.strip()
+    assert printed == str(exp / "valid.cer_ctc.ave.pth")

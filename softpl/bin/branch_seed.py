@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.decoded_model is not None:
-            model = args.decoded_model / decoded_model_name(yaml.safe_load((args.decoded_model / "config.yaml").read_text()))
+            if not (args.decoded_model / "config.yaml").is_file():
+                raise BranchError(f"{args.decoded_model}/config.yaml not found: not an ESPnet experiment folder")
+            config = yaml.safe_load((args.decoded_model / "config.yaml").read_text())
+            model = args.decoded_model / decoded_model_name(config)
             if not model.exists():
                 raise BranchError(f"{model} not found: train {args.decoded_model} to its end first (ESPnet writes the "
                                   "average when training finishes), or name the checkpoint with run.sh --decode_model")
