@@ -389,14 +389,8 @@ done
 # Every run branches from the seed's last training state (model, optimizer, scheduler: ESPnet's checkpoint.pth),
 # as slimIPL is one run whose pseudo-labeling starts after M labeled updates; a seed imported without one
 # (--seed_model_dir) starts from its weights with a fresh optimizer.
-seed_branch_epoch() {  # the seed epoch the continuation runs go on from (0: no training state to branch from)
-  if [ -f "$seed_exp/checkpoint.pth" ]; then $python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --epoch
-  else echo 0
-  fi
-}
 train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped when done with the same options)
-  local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0 after start_opts
-  after=$(seed_branch_epoch) || return 1
+  local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0 start_opts after=$branch_after
   if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
     $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --after_epoch "$after" \
       --out "$new_config" || return 1
@@ -438,6 +432,11 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
 }
 
 if run_stage 8; then
+  # The seed epoch every continuation goes on from (0: no training state to branch from), read once.
+  branch_after=0
+  if [ -f "$seed_exp/checkpoint.pth" ]; then
+    branch_after=$($python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --epoch) || exit 1
+  fi
   if [ "$pl_nj" -eq 1 ]; then
     for run in $continuation_runs; do train_continuation "$run" || exit 1; done
   else

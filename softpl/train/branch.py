@@ -52,15 +52,17 @@ def load_checkpoint(path: Path) -> dict:
     return states
 
 
+def _schedule_value(config: dict, key: str):
+    """``config[key]``, with an absent or empty ``*_conf`` read as ``{}`` (ESPnet writes {} into config.yaml)."""
+    found = config.get(key)
+    return (found or {}) if key.endswith("_conf") else found
+
+
 def check_same_schedule(seed_config: Path, branch_config: Path) -> None:
     """Raise unless both configs name the same optimizer and scheduler with the same options."""
     seed = yaml.safe_load(seed_config.read_text()) or {}
     branch = yaml.safe_load(branch_config.read_text()) or {}
-    def value(config: dict, key: str):  # ESPnet writes an absent *_conf as {} into config.yaml
-        found = config.get(key)
-        return (found or {}) if key.endswith("_conf") else found
-
-    differ = [key for key in SCHEDULE_KEYS if value(seed, key) != value(branch, key)]
+    differ = [key for key in SCHEDULE_KEYS if _schedule_value(seed, key) != _schedule_value(branch, key)]
     if differ:
         detail = "; ".join(f"{key}: seed {seed.get(key)!r}, branch {branch.get(key)!r}" for key in differ)
         raise BranchError(f"{branch_config} continues {seed_config}'s optimizer state, so it must use the same "
