@@ -65,8 +65,9 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                                     *extra), tmp_path / "train.log")
     summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
-                "pl_cache_mean_age", "pl_student_blank_rate"):
+                "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
+    assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
         assert "pl_churn=" in summary and 0.5 <= p <= 0.9

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator, Optional
@@ -162,6 +163,8 @@ class SlimIPL:
         self.labeled_tokens_per_frame = math.nan
         self.refresh_prob = options.pl_refresh_prob
         self.diag = defaultdict(list)  # per-labeling diagnostics since the last report
+        self.label_seconds = 0.0  # wall time spent labeling (and measuring churn) since the last report
+        self.window_start = time.perf_counter()
 
     # ---- data --------------------------------------------------------------------------------------
     def _stream_order(self, stream_pass: int) -> list[int]:
@@ -278,6 +281,7 @@ class SlimIPL:
 
     def _unlabeled_step(self, model, reporter, device: str):
         """One slimIPL unlabeled step: fill the cache if needed, take a slot, maybe refresh it, return the batch."""
+        start = time.perf_counter()
         while not self.cache.is_full:
             self.cache.append(self._label(model, device), self.updates)
             if self.cache.is_full:
@@ -290,6 +294,7 @@ class SlimIPL:
             if self.opt.pl_refresh == "dynamic" or not self.diag["pl_churn"]:
                 self.diag["pl_churn"].append(self._churn(model, entry, device))
             self.cache.replace(slot, self._label(model, device), self.updates)
+        self.label_seconds += time.perf_counter() - start  # labeling ends in a host copy: no extra sync needed
         self.unlabeled_updates += 1
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
@@ -310,6 +315,9 @@ class SlimIPL:
             self.refresh_prob = dynamic_refresh_prob(stats["pl_churn"], self.opt.pl_refresh_prob,
                                                      self.opt.pl_refresh_prob_max, self.opt.pl_churn_scale)
         stats["pl_refresh_prob"] = self.refresh_prob
+        now = time.perf_counter()
+        stats["pl_label_share"] = self.label_seconds / max(now - self.window_start, 1e-9)
+        self.label_seconds, self.window_start = 0.0, now
         stats.update(self.cache.stats(self.updates))
         stats["pl_cache_mbytes"] = self.cache.nbytes() / 2**20
         alarm_stats = {k.removeprefix("pl_"): v for k, v in stats.items() if k in ("pl_blank_rate", "pl_mi_proxy")}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench/gpu.sh: softpl's GPU benchmark, one command, under 8 minutes on one H100/H200.
+#
+#   1. throughput (audio s per s) of stock ESPnet vs the plugin, labeled and unlabeled steps, bf16, for the
+#      egs/synth_en conformer and a slimIPL-size 36-layer transformer (bench/gpu_throughput.py);
+#   2. meanwhile, on the CPUs: egs/synth_en stages 1-5 (corpus, features statistics);
+#   3. wall time of `cd egs/synth_en && ./run.sh --ngpu 1` stages 6-9, with GPU utilization sampled by
+#      nvidia-smi every 0.5 s and each PL run's share of time spent labeling (train.log's pl_label_share);
+#   4. bench/gpu_summary.py: <out>/gpu_results.json and <out>/gpu_results.md (the table for bench/RESULTS.md).
+#
+# Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S]
+#   --out        results folder (default: $OUT when set, else bench/gpu_out)
+#   --dry_run    true: a few CPU steps of part 1 and the summary, no recipe run (what tests/ exercise)
+#   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
+#
+# On a machine without ESPnet or the corpus tools (a bare GPU machine), prepare them where pip and apt work:
+# bench/gpu_prepare.sh puts ESPnet's wheels in .whl/ and espeak-ng, flite, sclite and the fortunes in
+# .devtools/; this script installs them into /tmp when it finds them (outside /tmp it writes only a .venv
+# wrapper around python3 when the checkout has no .venv, and a /usr/share/games/fortunes link when that is absent).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-$root/bench/gpu_out}
+dry_run=false
+budget=540  # seconds for the whole script: the recipe gets what the throughput part and stages 1-5 leave
+t_start=$(date +%s)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --dry_run) dry_run=$2; shift 2 ;;
+    --budget) budget=$2; shift 2 ;;
+    -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
+    *) echo "bench/gpu.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
+  esac
+done
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [gpu.sh] $*"; }
+phase() { echo "$1	$2	$(date +%s.%N)" >> "$out/phases.tsv"; }  # phase <name> <start|end>
+: > "$out/phases.tsv"
+
+# ---- environment: carried wheels and tools (bench/gpu_prepare.sh) ---------------------------------
+python=$root/.venv/bin/python
+[ -x "$python" ] || python=$(command -v python3)
+if ! "$python" -c 'import espnet' 2>/dev/null && compgen -G "$root/.whl/*.whl" >/dev/null; then
+  log "installing carried wheels into /tmp/softpl_site"
+  "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/softpl_site \
+    "$root"/.whl/*.whl
+  export PYTHONPATH=/tmp/softpl_site${PYTHONPATH:+:$PYTHONPATH}
+fi
+if [ -f "$root/.devtools/tools.tar.xz" ]; then
+  log "unpacking carried corpus tools into /tmp/softpl_tools"
+  mkdir -p /tmp/softpl_tools && tar xJf "$root/.devtools/tools.tar.xz" -C /tmp/softpl_tools --strip-components 1
+  # The carried libraries are seen by these tools alone (wrappers), never by Python or CUDA.
+  mkdir -p /tmp/softpl_tools/path
+  for tool in /tmp/softpl_tools/bin/*; do
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/softpl_tools/lib exec %s "$@"\n' "$tool" > "/tmp/softpl_tools/path/${tool##*/}"
+    chmod +x "/tmp/softpl_tools/path/${tool##*/}"
+  done
+  export PATH=/tmp/softpl_tools/path:$PATH ESPEAK_DATA_PATH=/tmp/softpl_tools/share
+  [ -e /usr/share/games/fortunes ] || { mkdir -p /usr/share/games && ln -s /tmp/softpl_tools/share/fortunes /usr/share/games/fortunes; }
+fi
+export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+if [ ! -x "$root/.venv/bin/python" ]; then
+  # run.sh uses .venv (utils/setup_env.sh); on a machine whose python3 already holds torch, point it there.
+  log "no .venv: run.sh will use $python (with PYTHONPATH=$PYTHONPATH)"
+  mkdir -p "$root/.venv/bin"
+  for name in python python3; do printf '#!/bin/sh\nexec %s "$@"\n' "$python" > "$root/.venv/bin/$name"; done
+  chmod +x "$root/.venv/bin/python" "$root/.venv/bin/python3"
+  sha1sum < "$root/setup.py" | cut -d' ' -f1 > "$root/.venv/.softpl-installed"
+fi
+python=$root/.venv/bin/python
+"$python" -c 'import espnet, torch; print("espnet", espnet.__version__, "torch", torch.__version__,
+  "cuda", torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' \
+  | tee "$out/versions.txt"
+
+sampler=""
+if command -v nvidia-smi >/dev/null && [ "$dry_run" != true ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >> "$out/versions.txt"
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 500 \
+    > "$out/gpu_util.csv" &
+  sampler=$!
+fi
+trap '[ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true' EXIT
+
+# ---- 2 (background, CPUs): corpus and statistics --------------------------------------------------
+prep=""
+if [ "$dry_run" != true ]; then
+  log "egs/synth_en stages 1-5 on the CPUs, in the background ($out/prep.log)"
+  (cd "$root/egs/synth_en" && phase prep start && timeout 300 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
+    > "$out/prep.log" 2>&1; rc=$?; phase prep end; exit $rc) &
+  prep=$!
+fi
+
+# ---- 1: throughput --------------------------------------------------------------------------------
+phase throughput start
+if [ "$dry_run" = true ]; then
+  throughput_args=(--device cpu --steps 1 --batch 2 --utt_seconds 1)
+  configs=("$root/egs/synth_en/conf/train_seed.yaml")
+else
+  throughput_args=(--batch 128 --steps 6)
+  configs=("$root/egs/synth_en/conf/train_seed.yaml" "$root/bench/conf/transformer_270m.yaml")
+fi
+log "throughput: ${configs[*]}"
+timeout 200 "$python" "$root/bench/gpu_throughput.py" --config "${configs[@]}" "${throughput_args[@]}" \
+  --out "$out/throughput.json" > "$out/throughput.log" 2>&1 || log "throughput ended with an error (see throughput.log)"
+phase throughput end
+
+# ---- 3: the recipe on the GPU, stages 6-9 ---------------------------------------------------------
+if [ -n "$prep" ]; then
+  if wait "$prep"; then
+    recipe_timeout=$(( budget - ($(date +%s) - t_start) - 15 ))
+    [ "$recipe_timeout" -ge 60 ] || recipe_timeout=60
+    log "stages 6-9 with --ngpu 1 (limit ${recipe_timeout} s; $out/recipe.log)"
+    phase recipe start
+    (cd "$root/egs/synth_en" && timeout "$recipe_timeout" ./run.sh --stage 6 --stop_stage 9 --ngpu 1 \
+      > "$out/recipe.log" 2>&1) || log "stages 6-9 did not finish (see recipe.log)"
+    phase recipe end
+    for f in "$root"/egs/synth_en/exp/*/train.log; do
+      cp "$f" "$out/train_$(basename "$(dirname "$f")").log"
+    done
+  else
+    log "stages 1-5 failed (see prep.log): no recipe timing"
+  fi
+fi
+
+# ---- 4: summary -----------------------------------------------------------------------------------
+[ -z "$sampler" ] || { kill "$sampler" 2>/dev/null || true; sampler=""; }
+"$python" "$root/bench/gpu_summary.py" --out_dir "$out"
+log "results: $out/gpu_results.json, $out/gpu_results.md"
