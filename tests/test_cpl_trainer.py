@@ -1,6 +1,7 @@
 """The CPL task and trainer end to end on a tiny corpus: every target runs, and a killed run resumes exactly."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -12,7 +13,8 @@ import time
 import pytest
 
 from cpl_data import cpl_train_args, make_corpus
-from softpl.train.cpl_trainer import dynamic_refresh_prob
+from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
+from softpl.train.cpl_trainer import dynamic_refresh_prob, reference_batches
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 
@@ -33,6 +35,26 @@ def test_dynamic_refresh_rises_with_churn_and_saturates():
     assert dynamic_refresh_prob(0.0, 0.1, 0.5, churn_scale=0.2) == 0.1
     assert dynamic_refresh_prob(0.1, 0.1, 0.5, churn_scale=0.2) == pytest.approx(0.3)
     assert dynamic_refresh_prob(0.6, 0.1, 0.5, churn_scale=0.2) == 0.5
+
+
+def test_reference_batches_are_seeded_distinct_and_not_the_longest_first():
+    batches = [(f"utt{i}",) for i in range(50)]  # as ESPnet sorts them: longest first
+    drawn = reference_batches(batches, 10, seed=3)
+    assert drawn == reference_batches(batches, 10, seed=3)
+    assert len(set(drawn)) == 10 and set(drawn) <= set(batches)
+    assert drawn != batches[:10] and drawn != reference_batches(batches, 10, seed=4)
+    assert sorted(reference_batches(batches[:4], 10, seed=3)) == batches[:4]
+
+
+def test_ngpu_above_one_in_one_process_is_refused(tmp_path):
+    message = r"--ngpu 2 in one process .* use --multiprocessing_distributed true \(one process per GPU"
+    with pytest.raises(ValueError, match=message):
+        check_no_data_parallel(argparse.Namespace(ngpu=2, distributed=False))
+    check_no_data_parallel(argparse.Namespace(ngpu=2, distributed=True))  # DDP (a launcher or one process per GPU)
+    check_no_data_parallel(argparse.Namespace(ngpu=1, distributed=False))
+    sets = {name: tmp_path / name for name in ("train", "unlabeled", "dev")}
+    with pytest.raises(ValueError, match=message):  # refused by the entry point before anything is built
+        CPLASRTask.main(cmd=cpl_train_args(tmp_path, sets, tmp_path / "exp", "--ngpu", "2"))
 
 
 @pytest.fixture(scope="module")

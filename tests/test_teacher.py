@@ -57,20 +57,27 @@ def test_shadow_stays_fp32_for_a_bf16_student() -> None:
     assert student.weight.dtype == torch.bfloat16
 
 
-def test_buffers_are_copied_not_averaged() -> None:
+def test_batchnorm_statistics_are_averaged_and_its_counter_copied() -> None:
     student = Scalar()
     teacher = EMATeacher(student, decay=0.9)
     student.train()
-    student.norm(torch.tensor([[2.0], [4.0]]))  # running_mean: 0.9 * 0 + 0.1 * 3 = 0.3
+    student.norm(torch.tensor([[2.0], [4.0]]))  # running_mean 0.1 * 3 = 0.3, running_var 0.9 + 0.1 * 2 = 1.1
     teacher.update(student)
-    assert teacher.module.norm.running_mean.item() == pytest.approx(0.3)
+    assert teacher.module.norm.running_mean.item() == pytest.approx(0.9 * 0.0 + 0.1 * 0.3)
+    assert teacher.module.norm.running_var.item() == pytest.approx(0.9 * 1.0 + 0.1 * 1.1)
     assert teacher.module.norm.num_batches_tracked.item() == 1
+    student.norm(torch.tensor([[2.0], [4.0]]))  # running_mean 0.9 * 0.3 + 0.1 * 3 = 0.57
+    teacher.update(student)
+    assert teacher.module.norm.running_mean.item() == pytest.approx(0.9 * 0.03 + 0.1 * 0.57)
+    assert teacher.module.norm.num_batches_tracked.item() == 2
 
 
 def test_state_dict_round_trip_through_a_file_resumes_exactly(tmp_path: Path) -> None:
     student = Scalar(0.0)
     teacher = EMATeacher(student, decay=0.9)
     _set(student, 1.0)
+    student.train()
+    student.norm(torch.tensor([[2.0], [4.0]]))
     teacher.update(student)
     torch.save(teacher.state_dict(), tmp_path / "teacher.pth")
 
@@ -82,6 +89,7 @@ def test_state_dict_round_trip_through_a_file_resumes_exactly(tmp_path: Path) ->
     teacher.update(student)
     resumed.update(student)
     assert resumed.module.weight.item() == teacher.module.weight.item()
+    torch.testing.assert_close(resumed.module.state_dict(), teacher.module.state_dict(), rtol=0, atol=0)
     with pytest.raises(KeyError, match="num_updates"):
         resumed.load_state_dict({"shadow": teacher.state_dict()["shadow"]})
 

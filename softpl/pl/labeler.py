@@ -18,13 +18,19 @@ from softpl.pl.targets import frame_id_batch, make_pseudo_labels, pack_soft_targ
 
 @contextlib.contextmanager
 def teacher_mode(model: torch.nn.Module, *, dropout: bool = False, augment: bool = False) -> Iterator[None]:
-    """Run ``model`` as a labeler: no gradients; dropout only if asked; SpecAugment only if asked.
+    """Run ``model`` as a labeler: no gradients, every module in eval mode except as asked.
 
-    ESPnet's ASR model applies SpecAugment when the top-level module is in training mode; every other
-    module follows ``dropout``. The modules' previous modes are restored afterwards.
+    ``dropout`` switches only the Dropout modules to training mode: BatchNorm and the like stay in eval, so they
+    label with their running statistics and leave them untouched. ``augment`` sets the top-level module's
+    training flag, which is what makes ESPnet's ASR model apply SpecAugment (SpecAugment's own layers do not
+    read their mode). The modules' previous modes are restored afterwards.
     """
     modes = [(module, module.training) for module in model.modules()]
-    model.train(dropout)
+    model.eval()
+    if dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+                module.training = True
     model.training = augment
     try:
         with torch.no_grad():

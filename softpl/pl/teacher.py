@@ -21,11 +21,12 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class EMATeacher:
-    """fp32 exponential moving average of a student's parameters: shadow = decay * shadow + (1 - decay) * param.
+    """fp32 exponential moving average of a student's weights: shadow = decay * shadow + (1 - decay) * student.
 
     The teacher is a deep copy of the student, in eval mode, with parameters and buffers cast to fp32 and no
-    gradients. Each `update` averages the floating parameters in fp32 (whatever the student's dtype) and copies the
-    buffers (e.g. BatchNorm running statistics) from the student as they are, since averaging them has no meaning.
+    gradients. Each `update` averages the floating parameters and floating buffers in fp32 (whatever the student's
+    dtype): BatchNorm's running statistics then move at the pace of the averaged weights they normalize, not jump
+    to the student's. Integer tensors (e.g. BatchNorm's num_batches_tracked) are counters and are copied.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.999) -> None:
@@ -61,16 +62,16 @@ class EMATeacher:
                     f"{sorted(ours.keys() - theirs.keys())}, unknown to the teacher: "
                     f"{sorted(theirs.keys() - ours.keys())}); build the EMATeacher from this model"
                 )
-        averaged = [name for name, param in teacher_params.items() if param.is_floating_point()]
-        shadow = [teacher_params[name] for name in averaged]
-        current = [student_params[name].detach().to(p.device, p.dtype) for name, p in zip(averaged, shadow)]
+        shadow_state = {**teacher_params, **teacher_buffers}
+        student_state = {**student_params, **student_buffers}
+        averaged = [name for name, tensor in shadow_state.items() if tensor.is_floating_point()]
+        shadow = [shadow_state[name] for name in averaged]
+        current = [student_state[name].detach().to(t.device, t.dtype) for name, t in zip(averaged, shadow)]
         if shadow:
             torch._foreach_lerp_(shadow, current, 1.0 - self.decay)
-        for name, param in teacher_params.items():
-            if not param.is_floating_point():
-                param.copy_(student_params[name])
-        for name, buffer in teacher_buffers.items():
-            buffer.copy_(student_buffers[name])
+        for name, tensor in shadow_state.items():
+            if not tensor.is_floating_point():
+                tensor.copy_(student_state[name])
         self.num_updates += 1
 
     def state_dict(self) -> dict[str, Any]:

@@ -8,7 +8,8 @@ DDP sharding, checkpoints, inference compatibility). Added:
   override the sizes), sharded across ranks like the training set;
 - ``--unlabeled_text_ref``: its truth, read only for the pseudo-label WER diagnostic (default: ``text.ref``
   beside the unlabeled ``wav.scp`` when it exists);
-- the trainer's ``--pl_*`` options (:mod:`softpl.train.cpl_trainer`).
+- the trainer's ``--pl_*`` options (:mod:`softpl.train.cpl_trainer`);
+- a refusal of ``--ngpu`` > 1 in one process (torch.nn.DataParallel): one process per GPU instead.
 """
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ from espnet2.utils.types import int_or_none, str2triple_str, str_or_none
 import softpl.models  # noqa: F401  (registers --model cpl)
 from softpl.data.datadir import read_table
 from softpl.train.cpl_trainer import CPLTrainer
+
+
+def check_no_data_parallel(args: argparse.Namespace) -> None:
+    """Refuse ``--ngpu`` > 1 in one process: ESPnet would wrap the model in torch.nn.DataParallel, which splits
+    every input tensor along its first axis, also the batch-less ``pl_token_prior`` and ``pl_aug_seed``."""
+    if args.ngpu > 1 and not args.distributed:
+        raise ValueError(
+            f"--ngpu {args.ngpu} in one process would train through torch.nn.DataParallel, which splits the "
+            "pseudo-label tensors without a batch axis (pl_token_prior, pl_aug_seed) across GPUs; use "
+            "--multiprocessing_distributed true (one process per GPU, as run.sh does)"
+        )
 
 
 class CPLIterFactory(AbsIterFactory):
@@ -47,6 +59,11 @@ class UnlabeledIteratorOptions(IteratorOptions):
 
 class CPLASRTask(ASRTask):
     trainer = CPLTrainer
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        check_no_data_parallel(args)  # args.distributed: set by ESPnet's main before any worker starts
+        super().main_worker(args)
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):

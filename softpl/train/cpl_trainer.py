@@ -91,7 +91,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pl_ema_decay", type=float, default=0.999)
     group.add_argument("--pl_teacher_dropout", type=str2bool, default=False, help="label with dropout on")
     group.add_argument("--pl_dropout", type=float, default=None,
-                       help="dropout of every Dropout module from PL start (slimIPL: 0.1); default: unchanged")
+                       help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
+                            "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
     group.add_argument("--pl_soft_topk", type=int, default=8,
                        help="soft targets kept per frame in fp16 (0: full posteriors in fp32)")
     group.add_argument("--pl_sample_temperature", type=float, default=1.0,
@@ -101,7 +102,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pl_diag_interval", type=int, default=20,
                        help="pseudo-label diagnostics (and the collapse alarm) every N unlabeled updates")
     group.add_argument("--pl_prior_batches", type=int, default=10, choices=range(1, 10**6), metavar="N>=1",
-                       help="labeled batches decoded at PL start for the token prior and the length reference")
+                       help="labeled batches, drawn at random (seeded by --seed), decoded at PL start for the "
+                            "token prior and the length reference")
     group.add_argument("--pl_collapse_action", choices=("warn", "stop"), default="warn")
     group.add_argument("--pl_collapse_max_blank_rate", type=float, default=0.95,
                        help="alarm when the share of blank-argmax frames of new pseudo-labels is at least this")
@@ -118,6 +120,13 @@ def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: 
     """Refresh probability of dynamic refresh: p_min when cached pseudo-labels still hold (churn 0), rising
     linearly to p_max when ``churn`` (token edit rate between a cached PL and a fresh one) reaches churn_scale."""
     return p_min + min(1.0, churn / churn_scale) * (p_max - p_min)
+
+
+def reference_batches(batches: list, num: int, seed: int) -> list:
+    """``num`` distinct batches drawn at random by ``seed`` (all of them when there are fewer): the labeled
+    reference at PL start. Not the first ones: ESPnet's samplers sort batches by length, longest first."""
+    order = np.random.RandomState(seed).permutation(len(batches))
+    return [batches[i] for i in order[:num]]
 
 
 class SlimIPL:
@@ -227,16 +236,21 @@ class SlimIPL:
         return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)
 
     # ---- the loop ----------------------------------------------------------------------------------
-    def start(self, model, device: str) -> None:
-        """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length)."""
+    def _lower_dropout(self, model) -> None:
+        """``--pl_dropout``: the rate of every dropout module (Dropout, Dropout1d/2d/3d, AlphaDropout)."""
         if self.opt.pl_dropout is not None:
             for module in model.modules():
-                if isinstance(module, torch.nn.Dropout):
+                if isinstance(module, torch.nn.modules.dropout._DropoutNd):
                     module.p = self.opt.pl_dropout
+
+    def start(self, model, device: str) -> None:
+        """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length)."""
+        self._lower_dropout(model)
         if self.opt.pl_teacher == "ema" and self.teacher is None:
             self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
         counts, blank_frames, frames, ref_tokens = defaultdict(int), 0, 0, 0
-        for keys in self.labeled.sampler.generate(0)[: self.opt.pl_prior_batches]:
+        seed = self.opt.seed * 1000 + 900 + self.rank  # not self.generator: that would shift every later PL draw
+        for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
             _, batch = self._load(self.labeled, list(keys))
             log_probs, lengths = teacher_log_probs(
                 self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
@@ -367,10 +381,8 @@ class SlimIPL:
         self.labeled_tokens_per_frame = state["labeled_tokens_per_frame"]
         self.refresh_prob = state["refresh_prob"]
         self.diag = defaultdict(list, state["diag"])
-        if self.started and self.opt.pl_dropout is not None:
-            for module in model.modules():
-                if isinstance(module, torch.nn.Dropout):
-                    module.p = self.opt.pl_dropout
+        if self.started:
+            self._lower_dropout(model)
         if state["teacher"] is not None:
             self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
             self.teacher.load_state_dict(state["teacher"])
