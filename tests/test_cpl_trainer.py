@@ -72,7 +72,7 @@ def run_to_end(args, log) -> str:
 
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
-              "--pl_dropout", "0.05"]),
+              "--pl_dropout", "0.05", "--num_workers", "1"]),  # the unlabeled stream loaded by a worker
     ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
               "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
@@ -87,7 +87,7 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                                     *extra), tmp_path / "train.log")
     summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
-                "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share"):
+                "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_cache_audio_mbytes"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]

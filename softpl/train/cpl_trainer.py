@@ -38,8 +38,9 @@ from espnet2.utils.types import str2bool
 
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, posterior_stats
-from softpl.pl.cache import PLCache
+from softpl.pl.cache import PLCache, stored_nbytes
 from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs
+from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
 from softpl.train.branch import branch_epoch
@@ -69,6 +70,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_collapse_min_length_ratio: float
     pl_collapse_max_length_drop: float
     pl_collapse_patience: int
+    num_workers: int  # ESPnet's option: also the workers that load the unlabeled stream ahead
 
 
 def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,9 +148,7 @@ class SlimIPL:
         self.unlabeled = unlabeled
         self.rank = rank
         self.state_dir = Path(options.output_dir) / "cpl_state"
-        self.unlabeled_batches = unlabeled.sampler.generate(0)
-        if not self.unlabeled_batches:
-            raise ValueError("the unlabeled set gave no batches: check --unlabeled_data_path_and_name_and_type")
+        self.stream = UnlabeledStream(unlabeled, options.seed, rank, options.num_workers)
         self.text_ref = text_ref
         self.keep_soft = model.needs_soft_targets
         self.cache = PLCache(options.pl_cache_size, options.pl_refresh_prob, seed=options.seed * 1000 + rank)
@@ -165,9 +165,6 @@ class SlimIPL:
         self.started = False
         self.updates = 0  # batches trained on (labeled + unlabeled)
         self.unlabeled_updates = 0
-        self.stream_pass = 0  # passes over the unlabeled batches
-        self.stream_pos = 0
-        self.order = self._stream_order(0)
         self.token_prior: torch.Tensor | None = None
         self.labeled_tokens_per_frame = math.nan
         self.refresh_prob = options.pl_refresh_prob
@@ -176,23 +173,16 @@ class SlimIPL:
         self.window_start = time.perf_counter()
 
     # ---- data --------------------------------------------------------------------------------------
-    def _stream_order(self, stream_pass: int) -> list[int]:
-        """Batch order of one pass over the unlabeled set: a permutation reshuffled every pass."""
-        rng = np.random.RandomState(self.opt.seed * 7919 + stream_pass + 104729 * self.rank)
-        return rng.permutation(len(self.unlabeled_batches)).tolist()
-
-    def _next_unlabeled_keys(self) -> list[str]:
-        if self.stream_pos == len(self.order):
-            self.stream_pass += 1
-            self.stream_pos = 0
-            self.order = self._stream_order(self.stream_pass)
-        keys = list(self.unlabeled_batches[self.order[self.stream_pos]])
-        self.stream_pos += 1
-        return keys
-
     def _load(self, factory, keys: list[str]) -> tuple[list[str], dict[str, torch.Tensor]]:
         """One batch of ``keys`` through the factory's own dataset and collate function (ESPnet's loading)."""
         return factory.collate_fn([factory.dataset[key] for key in keys])
+
+    def _entry_audio(self, entry: dict) -> dict[str, torch.Tensor]:
+        """The cached batch's audio (``speech``, ``speech_lengths``): kept with its pseudo-labels, so that
+        training on it does not read it again; reloaded once after a resume (checkpoints do not hold audio)."""
+        if "audio" not in entry:
+            entry["audio"] = self._load(self.unlabeled, entry["keys"])[1]
+        return entry["audio"]
 
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
@@ -200,7 +190,7 @@ class SlimIPL:
 
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
-        keys, batch = self._load(self.unlabeled, self._next_unlabeled_keys())
+        keys, batch = self.stream.next()
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths = teacher_log_probs(
             self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device),
@@ -213,7 +203,7 @@ class SlimIPL:
             generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
         )
         self._record_diagnostics(model, keys, log_probs, lengths, greedy)
-        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "greedy": greedy}
+        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "greedy": greedy, "audio": batch}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, greedy) -> None:
         for name, value in posterior_stats(log_probs, lengths, model.blank_id).items():
@@ -228,7 +218,7 @@ class SlimIPL:
 
     def _churn(self, model, entry: dict, device: str) -> float:
         """Token edit rate between an entry's cached greedy PLs and what the labeler says about it now."""
-        _, batch = self._load(self.unlabeled, entry["keys"])
+        batch = self._entry_audio(entry)
         log_probs, lengths = teacher_log_probs(
             self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
         now, _ = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
@@ -299,8 +289,8 @@ class SlimIPL:
         while not self.cache.is_full:
             self.cache.append(self._label(model, device), self.updates)
             if self.cache.is_full:
-                logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels",
-                             len(self.cache), self.cache.nbytes() / 2**20)
+                logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels, %.1f MB of audio",
+                             len(self.cache), *self._cache_mbytes())
         slot = self.cache.next_slot()
         entry = self.cache.get(slot)
         if self.cache.should_refresh(self.refresh_prob):
@@ -312,7 +302,7 @@ class SlimIPL:
         self.unlabeled_updates += 1
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
-        keys, batch = self._load(self.unlabeled, entry["keys"])
+        keys, batch = entry["keys"], dict(self._entry_audio(entry))
         batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
                                         soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
         if self.token_prior is not None:
@@ -333,7 +323,7 @@ class SlimIPL:
         stats["pl_label_share"] = self.label_seconds / max(now - self.window_start, 1e-9)
         self.label_seconds, self.window_start = 0.0, now
         stats.update(self.cache.stats(self.updates))
-        stats["pl_cache_mbytes"] = self.cache.nbytes() / 2**20
+        stats["pl_cache_mbytes"], stats["pl_cache_audio_mbytes"] = self._cache_mbytes()
         alarm_stats = {k.removeprefix("pl_"): v for k, v in stats.items() if k in ("pl_blank_rate", "pl_mi_proxy")}
         if "pl_length_ratio" in stats:
             alarm_stats["length_ratio"] = stats["pl_length_ratio"]
@@ -344,6 +334,12 @@ class SlimIPL:
                 self._write_alarm()
         reporter.register(stats)
 
+    def _cache_mbytes(self) -> tuple[float, float]:
+        """MB of pseudo-labels and MB of audio held by the cache."""
+        entries = self.cache.entries
+        return (stored_nbytes([e["labels"] for e in entries]) / 2**20,
+                stored_nbytes([e.get("audio") for e in entries]) / 2**20)
+
     def _write_alarm(self) -> None:
         """``<output_dir>/collapse_alarm.json``: the update and reason of the alarm's first firing (rank 0)."""
         path = Path(self.opt.output_dir) / "collapse_alarm.json"
@@ -353,15 +349,16 @@ class SlimIPL:
     # ---- exact resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "cache": self.cache.state_dict(),
+            "cache": {**self.cache.state_dict(),  # without the audio: reloaded at first use after a resume
+                      "entries": [{k: v for k, v in e.items() if k != "audio"} for e in self.cache.entries]},
             "alarm": self.alarm.state_dict(),
             "generator": self.generator.get_state(),
             "teacher": None if self.teacher is None else self.teacher.state_dict(),
             "started": self.started,
             "updates": self.updates,
             "unlabeled_updates": self.unlabeled_updates,
-            "stream_pass": self.stream_pass,
-            "stream_pos": self.stream_pos,
+            "stream_pass": self.stream.position[0],
+            "stream_pos": self.stream.position[1],
             "token_prior": self.token_prior,
             "labeled_tokens_per_frame": self.labeled_tokens_per_frame,
             "refresh_prob": self.refresh_prob,
@@ -375,8 +372,7 @@ class SlimIPL:
         self.started = state["started"]
         self.updates = state["updates"]
         self.unlabeled_updates = state["unlabeled_updates"]
-        self.stream_pass, self.stream_pos = state["stream_pass"], state["stream_pos"]
-        self.order = self._stream_order(self.stream_pass)
+        self.stream.seek((state["stream_pass"], state["stream_pos"]))
         self.token_prior = state["token_prior"]
         self.labeled_tokens_per_frame = state["labeled_tokens_per_frame"]
         self.refresh_prob = state["refresh_prob"]
