@@ -18,6 +18,10 @@ from softpl.metrics.collapse import (
 LN2 = math.log(2.0)
 
 
+def float_stats(*args, **kwargs) -> dict[str, float]:
+    return {name: float(value) for name, value in posterior_stats(*args, **kwargs).items()}
+
+
 def _log(probs: list) -> torch.Tensor:
     """log of a nested list of frame distributions (zeros become -inf, as real log-softmax never quite does)."""
     return torch.tensor(probs, dtype=torch.float32).log()
@@ -25,7 +29,7 @@ def _log(probs: list) -> torch.Tensor:
 
 def test_blank_only_model_has_full_blank_rate_and_no_information() -> None:
     log_probs = _log([[[1.0, 0.0, 0.0]] * 4] * 2)
-    stats = posterior_stats(log_probs, torch.tensor([4, 3]))
+    stats = float_stats(log_probs, torch.tensor([4, 3]))
     assert stats == pytest.approx(
         {"blank_rate": 1.0, "blank_prob": 1.0, "frame_entropy": 0.0, "marginal_entropy": 0.0, "mi_proxy": 0.0}
     )
@@ -33,7 +37,7 @@ def test_blank_only_model_has_full_blank_rate_and_no_information() -> None:
 
 def test_uniform_frames_have_max_entropy_and_zero_mi() -> None:
     log_probs = torch.full((1, 3, 4), math.log(0.25))
-    stats = posterior_stats(log_probs, torch.tensor([3]))
+    stats = float_stats(log_probs, torch.tensor([3]))
     assert stats["blank_prob"] == pytest.approx(0.25)
     assert stats["frame_entropy"] == pytest.approx(math.log(4))
     assert stats["marginal_entropy"] == pytest.approx(math.log(4))
@@ -42,7 +46,7 @@ def test_uniform_frames_have_max_entropy_and_zero_mi() -> None:
 
 def test_two_distinct_one_hot_frames_give_mi_log2() -> None:
     log_probs = _log([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
-    stats = posterior_stats(log_probs, torch.tensor([2]))
+    stats = float_stats(log_probs, torch.tensor([2]))
     assert stats["blank_rate"] == 0.0
     assert stats["blank_prob"] == 0.0
     assert stats["frame_entropy"] == pytest.approx(0.0)
@@ -59,7 +63,7 @@ def test_padding_is_ignored_and_mixed_frames_match_hand_values() -> None:
             [[0.0, 0.0, 1.0], [nan, nan, nan], [nan, nan, nan]],
         ]
     )
-    stats = posterior_stats(log_probs, torch.tensor([1, 1]))
+    stats = float_stats(log_probs, torch.tensor([1, 1]))
     # H([.5,.25,.25]) = 1.5 ln2, H(one-hot) = 0; mean p = [.25, .125, .625]
     marginal = 0.875 * LN2 + 0.625 * math.log(1.6)
     assert stats["blank_rate"] == pytest.approx(0.5)
@@ -67,16 +71,22 @@ def test_padding_is_ignored_and_mixed_frames_match_hand_values() -> None:
     assert stats["frame_entropy"] == pytest.approx(0.75 * LN2)
     assert stats["marginal_entropy"] == pytest.approx(marginal)
     assert stats["mi_proxy"] == pytest.approx(marginal - 0.75 * LN2)
-    shifted = posterior_stats(log_probs, torch.tensor([1, 1]), blank_id=2)
+    shifted = float_stats(log_probs, torch.tensor([1, 1]), blank_id=2)
     assert shifted["blank_rate"] == pytest.approx(0.5)
     assert shifted["blank_prob"] == pytest.approx(0.625)
 
 
-def test_posterior_stats_needs_no_grad_and_returns_floats() -> None:
+def test_posterior_stats_needs_no_grad_and_returns_scalar_tensors() -> None:
     logits = torch.randn(2, 5, 4, requires_grad=True)
     stats = posterior_stats(logits.log_softmax(-1), torch.tensor([5, 2]))
-    assert all(type(value) is float for value in stats.values())
+    assert all(value.shape == () and not value.requires_grad for value in stats.values())
     assert logits.grad is None
+
+
+def test_posterior_stats_ignore_nan_padding() -> None:
+    log_probs = _log([[[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]])
+    log_probs[0, 1] = math.nan  # padding may hold anything
+    assert float_stats(log_probs, torch.tensor([1]))["frame_entropy"] == pytest.approx(LN2)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from espnet2.legacy.nets.pytorch_backend.nets_utils import make_pad_mask
 
+from softpl.checks import require
+
 
 def check_lengths(lengths: torch.Tensor, batch_size: int, num_frames: int) -> None:
     """Raise a ValueError naming the first utterance whose valid-frame count is not in [0, num_frames]."""
@@ -16,13 +18,12 @@ def check_lengths(lengths: torch.Tensor, batch_size: int, num_frames: int) -> No
         raise ValueError(
             f"lengths must have shape ({batch_size},) to match the batch, got {tuple(lengths.shape)}"
         )
-    bad = ((lengths < 0) | (lengths > num_frames)).nonzero()
-    if bad.numel():
-        b = int(bad[0, 0])
-        raise ValueError(
-            f"utterance {b} of the batch has lengths[{b}]={int(lengths[b])} valid frames, outside [0, {num_frames}] "
-            "(the padded number of frames): pass the encoder output lengths that belong to these log-probs"
-        )
+    def message() -> str:
+        b = int(((lengths < 0) | (lengths > num_frames)).nonzero()[0, 0])
+        return (f"utterance {b} of the batch has lengths[{b}]={int(lengths[b])} valid frames, outside [0, {num_frames}] "
+                "(the padded number of frames): pass the encoder output lengths that belong to these log-probs")
+
+    require((lengths >= 0) & (lengths <= num_frames), message, "lengths outside [0, T] of the log-probs")
 
 
 def collapse_paths(paths: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0) -> list[list[int]]:

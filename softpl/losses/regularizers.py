@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from softpl.checks import require
 from softpl.losses.soft_ctc import average_over_frames, checked_valid_mask, zero_padding
 
 
@@ -114,8 +115,9 @@ def marginal_prior_kl(log_probs: torch.Tensor, lengths: torch.Tensor, prior: tor
     vocab_size = log_probs.size(-1)
     if prior.shape != (vocab_size,):
         raise ValueError(f"prior must have shape (V,) = ({vocab_size},), got {tuple(prior.shape)}")
-    if (prior < 0).any() or abs(prior.sum().item() - 1.0) > 1e-3:
-        raise ValueError(f"prior must be a probability vector (>= 0, sum 1), got sum {prior.sum().item():.6f}")
+    require((prior >= 0).all() & ((prior.sum() - 1.0).abs() <= 1e-3),
+            lambda: f"prior must be a probability vector (>= 0, sum 1), got sum {prior.sum().item():.6f}",
+            "prior is not a probability vector")
     probs = zero_padding(log_probs, valid).exp() * valid.unsqueeze(-1)
     mean_probs = probs.sum((0, 1)) / valid.sum().clamp(min=1)
     tiny = torch.finfo(mean_probs.dtype).tiny

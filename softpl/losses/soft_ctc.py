@@ -22,17 +22,19 @@ import torch
 import torch.nn.functional as F
 from espnet2.legacy.nets.pytorch_backend.nets_utils import make_pad_mask
 
+from softpl.checks import require
+
 
 def valid_frame_mask(lengths: torch.Tensor, num_frames: int) -> torch.Tensor:
     """(B, T) bool mask, True on valid frames; checks that every length lies in [0, num_frames]."""
     if lengths.dim() != 1:
         raise ValueError(f"lengths must have shape (B,), got {tuple(lengths.shape)}")
-    bad = ((lengths < 0) | (lengths > num_frames)).nonzero().flatten().tolist()
-    if bad:
-        raise ValueError(
-            f"lengths of batch entries {bad} are {lengths[bad].tolist()}, outside [0, {num_frames}] "
-            f"(the frame axis of the posteriors); pass the encoder output lengths that belong to these posteriors"
-        )
+    def message() -> str:
+        bad = ((lengths < 0) | (lengths > num_frames)).nonzero().flatten().tolist()
+        return (f"lengths of batch entries {bad} are {lengths[bad].tolist()}, outside [0, {num_frames}] "
+                "(the frame axis of the posteriors); pass the encoder output lengths that belong to these posteriors")
+
+    require((lengths >= 0) & (lengths <= num_frames), message, "lengths outside [0, T] of the posteriors")
     return ~make_pad_mask(lengths, maxlen=num_frames)
 
 
@@ -117,12 +119,13 @@ def frame_cross_entropy(
         )
     vocab_size = log_probs.size(2)
     out_of_range = valid & ((target_ids < 0) | (target_ids >= vocab_size))
-    if out_of_range.any():
+
+    def message() -> str:
         b, t = out_of_range.nonzero()[0].tolist()
-        raise ValueError(
-            f"target_ids[{b}, {t}] = {target_ids[b, t].item()} is not a token id in [0, {vocab_size}); "
-            f"targets must come from the same token list as the student's output layer"
-        )
+        return (f"target_ids[{b}, {t}] = {target_ids[b, t].item()} is not a token id in [0, {vocab_size}); "
+                "targets must come from the same token list as the student's output layer")
+
+    require(~out_of_range, message, "frame target ids outside the vocabulary")
     frame_losses = F.nll_loss(
         zero_padding(log_probs, valid).transpose(1, 2), zero_padding(target_ids, valid), reduction="none"
     )

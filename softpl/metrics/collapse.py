@@ -15,11 +15,13 @@ from typing import Any, Literal
 import torch
 from espnet2.legacy.nets.pytorch_backend.nets_utils import make_pad_mask
 
+from softpl.checks import require
+
 logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def posterior_stats(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0) -> dict[str, float]:
+def posterior_stats(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0) -> dict[str, torch.Tensor]:
     """Summarise CTC frame posteriors over the valid frames of a batch.
 
     Args:
@@ -27,7 +29,8 @@ def posterior_stats(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: in
         lengths: (B,) number of valid frames per utterance.
         blank_id: index of the CTC blank.
 
-    Returns:
+    Returns 0-dim tensors on the device of ``log_probs`` (no host synchronization: the trainer reads them once
+    per labeling, ESPnet's reporter once per step):
         ``blank_rate``: share of frames whose argmax is blank;
         ``blank_prob``: mean p(blank);
         ``frame_entropy``: mean over frames of H(p_t), in nats;
@@ -42,21 +45,24 @@ def posterior_stats(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: in
         raise ValueError(f"lengths must be ({batch},) to match log_probs, got shape {tuple(lengths.shape)}")
     if not 0 <= blank_id < vocab:
         raise ValueError(f"blank_id {blank_id} is outside the vocabulary of size {vocab}")
-    if int(lengths.max()) > frames:
-        raise ValueError(f"lengths {lengths.tolist()} exceed the {frames} frames of log_probs")
-    valid = ~make_pad_mask(lengths.to(log_probs.device), maxlen=frames)
-    if not valid.any():
-        raise ValueError(f"no valid frame in the batch (lengths={lengths.tolist()}): cannot compute posterior stats")
-
-    probs = log_probs[valid].float().exp()  # (N, V), valid frames only
-    frame_entropy = torch.special.entr(probs).sum(-1).mean()  # entr(0) = 0, so -inf log-probs are safe
-    marginal_entropy = torch.special.entr(probs.mean(0)).sum()
+    require(lengths.max() <= frames, lambda: f"lengths {lengths.tolist()} exceed the {frames} frames of log_probs",
+            "lengths exceed the frames of log_probs")
+    lengths = lengths.to(log_probs.device)
+    require(lengths.max() > 0,
+            lambda: f"no valid frame in the batch (lengths={lengths.tolist()}): cannot compute posterior stats",
+            "no valid frame in the batch")
+    valid = ~make_pad_mask(lengths, maxlen=frames)  # (B, T)
+    num_valid = valid.sum()
+    # Padding frames set to 0 (not masked out by indexing, which would wait for the GPU); entr(0) = 0.
+    probs = torch.where(valid.unsqueeze(-1), log_probs.float().exp(), 0.0)  # (B, T, V)
+    frame_entropy = torch.special.entr(probs).sum() / num_valid
+    marginal_entropy = torch.special.entr(probs.sum((0, 1)) / num_valid).sum()
     return {
-        "blank_rate": (probs.argmax(-1) == blank_id).float().mean().item(),
-        "blank_prob": probs[:, blank_id].mean().item(),
-        "frame_entropy": frame_entropy.item(),
-        "marginal_entropy": marginal_entropy.item(),
-        "mi_proxy": (marginal_entropy - frame_entropy).item(),
+        "blank_rate": ((probs.argmax(-1) == blank_id) & valid).sum() / num_valid,
+        "blank_prob": probs[..., blank_id].sum() / num_valid,
+        "frame_entropy": frame_entropy,
+        "marginal_entropy": marginal_entropy,
+        "mi_proxy": marginal_entropy - frame_entropy,
     }
 
 

@@ -241,7 +241,7 @@ class CPLASRModel(ESPnetASRModel):
         stats["loss_pl"] = loss.detach()
         stats["loss"] = loss.detach()
         if weights is not None:
-            stats["pl_frames_used"] = float(weights.sum() / enc_lens.sum())
+            stats["pl_frames_used"] = (weights.sum() / enc_lens.sum()).detach()
         return force_gatherable((loss, stats, batch_size), loss.device)
 
     def _frame_weights(self, target_probs, lengths):

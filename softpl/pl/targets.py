@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from softpl.checks import require
 from softpl.decode.greedy import check_lengths, collapse_paths
 
 # Token ids fit int16 below this vocabulary size, otherwise int32.
@@ -125,13 +126,19 @@ def compress_posteriors(probs: torch.Tensor, topk: int | None) -> SoftTarget:
     """
     if probs.dim() != 2:
         raise ValueError(f"probs must be (T, V), got shape {tuple(probs.shape)}")
-    vocab_size = probs.shape[1]
+    return SoftTarget(*compact_posteriors(probs, topk), probs.shape[1])
+
+
+def compact_posteriors(probs: torch.Tensor, topk: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(values, indices) of :class:`SoftTarget`'s storage for posteriors (..., V), on their device: the top-k
+    per frame (fp16 values, int16/int32 indices), or the full fp32 posteriors and None (topk None or >= V)."""
+    vocab_size = probs.shape[-1]
     if topk is not None and topk < 1:
         raise ValueError(f"topk must be a positive number of tokens per frame or None (full), got {topk}")
     if topk is None or topk >= vocab_size:
-        return SoftTarget(probs.float(), None, vocab_size)
-    values, indices = probs.topk(topk, dim=1)
-    return SoftTarget(values.half(), indices.to(token_id_dtype(vocab_size)), vocab_size)
+        return probs.float(), None
+    values, indices = probs.topk(topk, dim=-1)
+    return values.half(), indices.to(token_id_dtype(vocab_size))
 
 
 def temper(scores: torch.Tensor, temperature: float, *, log_domain: bool) -> torch.Tensor:
@@ -224,20 +231,26 @@ def make_pseudo_labels(
     frame_ids = log_probs.argmax(dim=-1)
     tokens = collapse_paths(frame_ids, lengths, blank_id)
     frame_ids = frame_ids.to(token_id_dtype(vocab_size)).cpu()
+    if keep_soft:  # the whole batch at once, then one copy to the host
+        probs = log_probs.float().exp()
+        valid = torch.arange(num_frames, device=probs.device) < lengths.unsqueeze(1)  # (B, T)
+        row_sums = probs.sum(dim=-1)
+        bad = ((row_sums - 1).abs() > 1e-3) & valid
+
+        def message() -> str:
+            b, t = bad.nonzero()[0].tolist()
+            return (f"utterance {b} of the batch, frame {t}: exp(log_probs) sums to {float(row_sums[b, t]):.4f}, "
+                    "not 1; pass normalized log-posteriors (log_softmax of the CTC logits), not raw logits")
+
+        require(~bad, message, "exp(log_probs) does not sum to 1: pass log_softmax of the CTC logits")
+        values, indices = compact_posteriors(probs, topk)
+        values, indices = values.cpu(), None if indices is None else indices.cpu()
     labels = []
     for b, length in enumerate(lengths.tolist()):
         soft = None
-        if keep_soft:
-            probs = log_probs[b, :length].float().exp()
-            row_sums = probs.sum(dim=1)
-            bad = ((row_sums - 1).abs() > 1e-3).nonzero()
-            if bad.numel():
-                t = int(bad[0, 0])
-                raise ValueError(
-                    f"utterance {b} of the batch, frame {t}: exp(log_probs) sums to {float(row_sums[t]):.4f}, not 1; "
-                    "pass normalized log-posteriors (log_softmax of the CTC logits), not raw logits"
-                )
-            soft = compress_posteriors(probs, topk).to("cpu")
+        if keep_soft:  # clones: a cached label holds its own frames, not a view of the whole batch
+            soft = SoftTarget(values[b, :length].clone(), None if indices is None else indices[b, :length].clone(),
+                              vocab_size)
         labels.append(PseudoLabel(tokens[b], frame_ids[b, :length].clone(), soft, length))
     return labels
 

@@ -206,7 +206,8 @@ class SlimIPL:
         return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "greedy": greedy, "audio": batch}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, greedy) -> None:
-        for name, value in posterior_stats(log_probs, lengths, model.blank_id).items():
+        stats = posterior_stats(log_probs, lengths, model.blank_id)
+        for name, value in zip(stats, torch.stack(list(stats.values())).tolist()):  # one copy to the host
             self.diag[f"pl_{name}"].append(value)
         tokens_per_frame = sum(map(len, greedy)) / max(int(lengths.sum()), 1)
         self.diag["pl_length_ratio"].append(tokens_per_frame / self.labeled_tokens_per_frame)

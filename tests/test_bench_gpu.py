@@ -1,0 +1,62 @@
+"""bench/gpu.sh: its dry mode runs on CPU, and its summary reads what a GPU run leaves (recorded samples)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import gpu_summary  # noqa: E402
+
+
+def stamp(seconds: float, fmt: str) -> str:
+    return time.strftime(fmt, time.localtime(seconds))
+
+
+def test_dry_run_measures_a_few_cpu_steps_and_writes_the_tables(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([str(ROOT / "bench/gpu.sh"), "--dry_run", "true", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((out / "gpu_results.json").read_text())
+    row = results["throughput"]["train_seed"]
+    assert row["parameters"] > 1e6 and row["batch"] == 2 and row["dtype"] == "fp32"
+    assert set(row["seconds"]) == set(gpu_summary.STEP_NAMES) and all(v > 0 for v in row["seconds"].values())
+    assert row["vs_stock"]["stock_step"] == 1.0
+    table = (out / "gpu_results.md").read_text()
+    assert "| train_seed | 2.4 M | 2 x 1 s, fp32 | stock ESPnet supervised step |" in table
+    assert "recipe" not in results  # the dry run does not run the recipe
+
+
+def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
+    t0 = time.time() - 100
+    (tmp_path / "phases.tsv").write_text(f"recipe\tstart\t{t0}\nrecipe\tend\t{t0 + 60}\n")
+    (tmp_path / "gpu_util.csv").write_text("".join(
+        f"{stamp(t0 + s, '%Y/%m/%d %H:%M:%S')}.250, {util}, 1000\n"
+        for s, util in [(5, 10), (15, 30), (35, 80), (45, 100), (70, 0)]) + "nvidia-smi: a warning line\n")
+    fmt = "%Y-%m-%d %H:%M:%S"
+    (tmp_path / "recipe.log").write_text(
+        f"{stamp(t0, fmt)} [run.sh] stage 6: seed training\nnoise\n{stamp(t0 + 20, fmt)} [run.sh] stage 8: pl_hard\n"
+        f"{stamp(t0 + 30, fmt)} [run.sh] stage 8: asr_supervised_cont\n{stamp(t0 + 50, fmt)} [run.sh] done: stages 6-8\n")
+    epoch = "[vm] x (trainer:392) INFO: {n}epoch results: [train] iter_time=0.1, train_time={t}{extra}, [valid] loss=1"
+    (tmp_path / "train_asr_supervised_cont.log").write_text(
+        "\n".join(epoch.format(n=n, t=t, extra="") for n, t in [(1, 0.04), (2, 0.06)]))
+    (tmp_path / "train_pl_hard.log").write_text(
+        epoch.format(n=1, t=0.05, extra=", pl_label_share=0.1") + "\n"
+        + epoch.format(n=2, t=0.055, extra=", pl_label_share=0.2"))
+    results = gpu_summary.summarize(tmp_path)
+    stages = results["recipe"]["stages"]
+    assert results["recipe"]["finished"] and results["recipe"]["wall_seconds"] == 60.0
+    assert stages["stage 6"]["seconds"] == 20.0 and stages["stage 6"]["gpu_util_mean"] == 20.0
+    assert stages["stage 8"]["seconds"] == 30.0 and stages["stage 8"]["gpu_util_mean"] == 90.0
+    runs = results["runs"]
+    assert runs["asr_supervised_cont"] == {"epochs": 2, "seconds_per_update": 0.05, "vs_supervised_update": 1.0}
+    assert runs["pl_hard"]["label_share"] == pytest.approx(0.15)
+    assert runs["pl_hard"]["vs_supervised_update"] == pytest.approx(1.05)
+    assert results["throughput"] is None
+    assert "| stage 8 | 30.0 | 90.0 |" in gpu_summary.markdown(results)
