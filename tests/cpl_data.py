@@ -1,6 +1,8 @@
 """A tiny labeled + unlabeled corpus of synthetic waveforms for CPL task/trainer tests (no TTS, no stages)."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +46,8 @@ def make_corpus(root: Path) -> dict[str, Path]:
 
 
 def cpl_train_args(root: Path, sets: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
-    """Command line of softpl.bin.cpl_train on the tiny corpus: a 1-block transformer, CPU, deterministic."""
+    """Command line of softpl.bin.cpl_train on the tiny corpus: a 1-block transformer, deterministic; on CPU, or
+    on a GPU with SOFTPL_TEST_NGPU=1 (the same tests as a check of the plugin on a GPU machine)."""
     return [
         "--output_dir", str(output_dir), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
         "--model", "cpl", "--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁",
@@ -62,7 +65,7 @@ def cpl_train_args(root: Path, sets: dict[str, Path], output_dir: Path, *extra: 
         "--unlabeled_data_path_and_name_and_type", f"{sets['unlabeled'] / 'wav.scp'},speech,sound",
         "--unlabeled_shape_file", str(sets["unlabeled"] / "utt2num_samples"),
         "--batch_type", "unsorted", "--batch_size", "2", "--num_workers", "0",
-        "--optim", "adam", "--optim_conf", "lr=0.01", "--ngpu", "0", "--seed", "3",
+        "--optim", "adam", "--optim_conf", "lr=0.01", "--ngpu", os.environ.get("SOFTPL_TEST_NGPU", "0"), "--seed", "3",
         "--use_tensorboard", "false", "--use_matplotlib", "false", "--num_att_plot", "0", "--log_interval", "1",
         "--pl_cache_size", "2", "--pl_refresh_prob", "0.5", "--pl_unlabeled_per_labeled", "2",
         "--pl_diag_interval", "2", "--pl_prior_batches", "2",
