@@ -71,8 +71,9 @@ def test_labeling_syncs_per_batch_not_per_utterance(tmp_path, host_syncs):
 def test_unlabeled_step_on_gpu_under_sync_debug_mode(tmp_path):
     """Synchronizations that CUDA itself reports during a GPU step: none may come from softpl's code (ESPnet's
     encoder and CTC have their own, as in a stock ESPnet step)."""
-    model = build_model(tmp_path, **REGULARIZED).train().cuda()
-    speech, lengths, pl = batch(model)
+    model = build_model(tmp_path, **REGULARIZED).train()
+    speech, lengths, pl = batch(model)  # made on CPU, then everything moves to the GPU
+    model.cuda()
     inputs = {"speech": speech, "speech_lengths": lengths, **pl, "pl_token_prior": torch.full((len(TOKENS),), 0.1)}
     inputs["pl_token_prior"] /= inputs["pl_token_prior"].sum()
     inputs = {key: value.cuda() for key, value in inputs.items()}
