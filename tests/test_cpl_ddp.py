@@ -30,3 +30,20 @@ def test_two_process_cpl_run_completes_and_resumes(tmp_path):
     text = log.read_text()
     assert "pseudo-labeling state restored" in text and "2epoch results" in text
     assert (out / "cpl_state" / "epoch2.rank1.pth").exists() and (out / "2epoch.pth").exists()
+
+
+@pytest.mark.smoke
+def test_collapse_stop_under_ddp_ends_every_rank(tmp_path):
+    """The alarm's inputs are reduced over ranks at every report (a collective): with --pl_collapse_action stop
+    both ranks stop at the same update instead of one waiting for the other in an all-reduce."""
+    import json
+
+    sets = make_corpus(tmp_path / "data")
+    out = tmp_path / "exp"
+    log = tmp_path / "train.log"
+    args = cpl_train_args(tmp_path / "data", sets, out, "--max_epoch", "2", "--pl_collapse_action", "stop",
+                          "--pl_collapse_max_blank_rate", "0", "--pl_collapse_patience", "1")
+    assert launch(args, log) != 0  # stopped by the alarm, within launch()'s timeout: no rank hangs
+    text = log.read_text()
+    assert "CollapseDetected" in text and "2epoch results" not in text
+    assert json.loads((out / "collapse_alarm.json").read_text())["reason"].startswith("blank_rate")

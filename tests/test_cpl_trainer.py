@@ -125,3 +125,24 @@ def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus
     for epoch in (2, 3):
         steps = sorted(k for k in expected if k[0] == epoch)
         assert [resumed[k] for k in steps] == [expected[k] for k in steps], f"epoch {epoch} differs after resume"
+
+
+def test_alarm_inputs_are_means_over_every_ranks_labelings():
+    from softpl.train.cpl_trainer import alarm_inputs
+
+    rank0 = {"pl_blank_rate": [0.9, 0.96], "pl_length_ratio": [0.5]}
+    rank1 = {"pl_blank_rate": [0.2], "pl_mi_proxy": [1.0, 3.0]}  # labeled at other updates, so other keys too
+
+    def other_ranks(diag):  # what torch.distributed.all_reduce(SUM) adds from the other rank
+        def reduce_sum(totals):
+            totals += alarm_totals(diag)
+        return reduce_sum
+
+    def alarm_totals(diag):
+        import torch
+        from softpl.train.cpl_trainer import ALARM_INPUTS
+        return torch.tensor([[sum(diag.get(k, [])), len(diag.get(k, []))] for k in ALARM_INPUTS], dtype=torch.float64)
+
+    seen0, seen1 = alarm_inputs(rank0, other_ranks(rank1)), alarm_inputs(rank1, other_ranks(rank0))
+    assert seen0 == seen1 == pytest.approx({"blank_rate": 2.06 / 3, "mi_proxy": 2.0, "length_ratio": 0.5})
+    assert alarm_inputs({"pl_churn": [0.1]}, lambda totals: None) == {}  # nothing labeled: nothing to judge

@@ -27,6 +27,7 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -129,6 +130,33 @@ def reference_batches(batches: list, num: int, seed: int) -> list:
     reference at PL start. Not the first ones: ESPnet's samplers sort batches by length, longest first."""
     order = np.random.RandomState(seed).permutation(len(batches))
     return [batches[i] for i in order[:num]]
+
+
+ALARM_INPUTS = ("pl_blank_rate", "pl_mi_proxy", "pl_length_ratio")
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> None:
+    """Sum ``tensor`` over the ranks of a DDP run, in place (nothing to do in a single process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        summed = tensor.to(device)
+        torch.distributed.all_reduce(summed)
+        tensor.copy_(summed.cpu())
+
+
+def alarm_inputs(diag: Mapping[str, list[float]], reduce_sum: Callable[[torch.Tensor], None]) -> dict[str, float]:
+    """The collapse alarm's inputs for one report: means over the labelings of every rank since the last report.
+
+    Under DDP each rank labels its own shard; with its own statistics one rank could stop while the others
+    wait for it in the next all-reduce. Sums and counts are reduced over ranks (``reduce_sum``, a collective
+    called by every rank at every report), so every rank feeds its alarm the same numbers and acts alike.
+    """
+    totals = torch.tensor([[sum(diag.get(key, [])), len(diag.get(key, []))] for key in ALARM_INPUTS],
+                          dtype=torch.float64)
+    reduce_sum(totals)
+    return {key.removeprefix("pl_"): total / count
+            for key, (total, count) in zip(ALARM_INPUTS, totals.tolist()) if count > 0}
 
 
 class SlimIPL:
@@ -315,6 +343,7 @@ class SlimIPL:
     def _report(self, reporter) -> None:
         """Average the diagnostics since the last report, register them, feed the collapse alarm."""
         stats = {key: float(np.mean(values)) for key, values in self.diag.items() if values}
+        alarm_stats = alarm_inputs(self.diag, all_reduce_sum)
         self.diag.clear()
         if "pl_churn" in stats and self.opt.pl_refresh == "dynamic":
             self.refresh_prob = dynamic_refresh_prob(stats["pl_churn"], self.opt.pl_refresh_prob,
@@ -325,9 +354,6 @@ class SlimIPL:
         self.label_seconds, self.window_start = 0.0, now
         stats.update(self.cache.stats(self.updates))
         stats["pl_cache_mbytes"], stats["pl_cache_audio_mbytes"] = self._cache_mbytes()
-        alarm_stats = {k.removeprefix("pl_"): v for k, v in stats.items() if k in ("pl_blank_rate", "pl_mi_proxy")}
-        if "pl_length_ratio" in stats:
-            alarm_stats["length_ratio"] = stats["pl_length_ratio"]
         if alarm_stats:
             try:
                 stats["pl_collapse_alarm"] = float(self.alarm.update(alarm_stats, self.updates))
