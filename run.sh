@@ -62,7 +62,7 @@ Usage: ./run.sh [options]     (at the repository root: runs egs/synth_en)
 
 Stages:
   1  data preparation (local/data.sh)           -> data/<set>
-  2  format audio (${fs} Hz mono) + validate     -> dump/raw/org/<set>
+  2  format audio (${fs} Hz mono; usable WAV/FLAC kept in place) + validate -> dump/raw/org/<set>
   3  filter training sets by length             -> dump/raw/<set>
   4  token list (sentencepiece, labeled text)   -> data/token_list/<token_type>
   5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>

@@ -34,18 +34,52 @@ def test_resamples_8k_stereo_to_16k_mono_with_the_right_duration(tmp_path):
     src = make_src(tmp_path / "src", {"a": (2000, 8000, 2), "b": (4000, 16000, 1)})
     dst = tmp_path / "dump" / "dev"
     summary = format_data_dir(src, dst, fs=16000)
-    assert (summary.utterances, summary.resampled, summary.downmixed, summary.skipped) == (2, 1, 1, 0)
+    assert (summary.utterances, summary.resampled, summary.downmixed, summary.skipped, summary.in_place) == (2, 1, 1, 0, 1)
     assert summary.seconds == pytest.approx(0.5)
     info = sf.info(dst / "data" / "a.wav")
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 4000, "PCM_16")
     samples, _ = sf.read(dst / "data" / "a.wav")
     # Away from the edges: the channel mean (0.75 x channel 0) sampled at 16 kHz, up to PCM_16 and filter error.
     np.testing.assert_allclose(samples[200:-200], 0.75 * sine(4000, 16000)[200:-200, 0], atol=0.01)
-    assert read_table(dst / "wav.scp") == [(1, "a", str(dst / "data" / "a.wav")), (2, "b", str(dst / "data" / "b.wav"))]
+    # b is a 16 kHz mono FLAC already: referenced where it is, not rewritten.
+    assert read_table(dst / "wav.scp") == [(1, "a", str(dst / "data" / "a.wav")), (2, "b", str(src / "b.flac"))]
+    assert sorted(p.name for p in (dst / "data").iterdir()) == ["a.wav"]
     assert (dst / "utt2num_samples").read_text() == "a 4000\nb 4000\n"
     assert (dst / "utt2dur").read_text() == "a 0.2500\nb 0.2500\n"
     for name in ("text", "text.ref", "utt2spk", "spk2utt"):
         assert (dst / name).read_text() == (src / name).read_text(), name
+
+
+def test_usable_wav_and_flac_stay_in_place_and_the_rest_is_rewritten(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    sf.write(src / "w.wav", sine(1600, 16000), 16000, subtype="PCM_16")
+    sf.write(src / "f.flac", sine(1600, 16000), 16000)
+    sf.write(src / "o.ogg", sine(1600, 16000), 16000)  # a format soundfile reads but ESPnet's recipes do not keep
+    sf.write(src / "s.flac", sine(1600, 16000, channels=2), 16000)
+    sf.write(src / "r.wav", sine(2400, 24000), 24000, subtype="PCM_16")
+    utts = ["f", "o", "r", "s", "w"]
+    files = {"f": "f.flac", "o": "o.ogg", "r": "r.wav", "s": "s.flac", "w": "w.wav"}
+    (src / "wav.scp").write_text("".join(f"{u} {src / files[u]}\n" for u in utts))
+    (src / "text").write_text("".join(f"{u} TEXT\n" for u in utts))
+    (src / "utt2spk").write_text("".join(f"{u} spk\n" for u in utts))
+    (src / "spk2utt").write_text("spk " + " ".join(utts) + "\n")
+    dst = tmp_path / "dst"
+    summary = format_data_dir(src, dst, fs=16000)
+    assert (summary.utterances, summary.in_place, summary.resampled, summary.downmixed) == (5, 2, 1, 1)
+    assert dict((key, value) for _, key, value in read_table(dst / "wav.scp")) == {
+        "f": str(src / "f.flac"), "w": str(src / "w.wav"),
+        "o": str(dst / "data/o.wav"), "r": str(dst / "data/r.wav"), "s": str(dst / "data/s.wav")}
+    assert (dst / "utt2num_samples").read_text() == "f 1600\no 1600\nr 1600\ns 1600\nw 1600\n"
+
+
+def test_a_truncated_wav_is_not_kept_in_place(tmp_path):
+    src = make_src(tmp_path / "src", {"a": (4000, 16000, 1)})
+    sf.write(src / "t.wav", sine(4000, 16000), 16000, subtype="PCM_16")
+    (src / "t.wav").write_bytes((src / "t.wav").read_bytes()[:3000])
+    (src / "wav.scp").write_text(f"a {src / 't.wav'}\n")
+    with pytest.raises(DataDirError, match="truncated WAV"):
+        format_data_dir(src, tmp_path / "dst", fs=16000)
 
 
 def test_reads_kaldi_pipe_entries_in_parallel_jobs(tmp_path):
@@ -68,7 +102,7 @@ def test_unreadable_audio_fails_and_leaves_no_partial_output(tmp_path):
 
 
 def test_a_stale_tmp_dir_is_replaced_and_removed(tmp_path):
-    src = make_src(tmp_path / "src", {"a": (1600, 16000, 1)})
+    src = make_src(tmp_path / "src", {"a": (1600, 8000, 1)})  # 8 kHz: rewritten
     dst = tmp_path / "dst"
     (tmp_path / "dst.tmp" / "data").mkdir(parents=True)
     (tmp_path / "dst.tmp" / "data" / "stale.wav").write_text("half written")
@@ -78,7 +112,7 @@ def test_a_stale_tmp_dir_is_replaced_and_removed(tmp_path):
 
 
 def test_skip_bad_leaves_out_and_lists_bad_utterances(tmp_path, capsys):
-    src = make_src(tmp_path / "src", {"a": (1600, 16000, 1), "b": (1600, 16000, 1), "c": (1600, 16000, 1)})
+    src = make_src(tmp_path / "src", {"a": (1600, 8000, 1), "b": (1600, 8000, 1), "c": (1600, 8000, 1)})
     (src / "a.flac").unlink()
     (src / "text").write_text("a TEXT\nb TEXT\nc\n")
     dst = tmp_path / "dst"
@@ -105,8 +139,8 @@ def test_cli_exit_codes(tmp_path, capsys):
     src = make_src(tmp_path / "src", {"a": (1600, 8000, 2)})
     dst = tmp_path / "dst"
     assert format_data.main(["--src", str(src), "--dst", str(dst), "--fs", "16000"]) == 0
-    assert capsys.readouterr().out.endswith(f"{dst}: 1 utterances, 0.00 hours at 16000 Hz mono; "
-                                            "resampled 1, downmixed 1\n")
+    assert capsys.readouterr().out.endswith(f"{dst}: 1 utterances, 0.00 hours at 16000 Hz mono; 0 used in place, "
+                                            "1 written (resampled 1, downmixed 1)\n")
     (src / "text").write_text("a\n")
     assert format_data.main(["--src", str(src), "--dst", str(dst), "--skip_bad", "false"]) == 1
     assert f"{src / 'text'}:1: a: empty transcript" in capsys.readouterr().err

@@ -223,10 +223,12 @@ def test_librispeech_100_recipe(recipe_copy, corpora):
     check_data_dir(recipe, "train_860", ids["train-clean-360"] + ids["train-other-500"], corpora, labeled=False)
     for name in ("dev_clean", "dev_other", "test_clean", "test_other"):
         check_data_dir(recipe, name, ids[name.replace("_", "-")], corpora, labeled=True)
-    # Stage 2 formatted the FLACs; the unlabeled set still keeps its truth out of training.
+    # Stage 2 kept the 16 kHz mono FLACs where they are (nothing rewritten); the unlabeled set still keeps its
+    # truth out of training.
     formatted = DataDir.load(recipe / "dump/raw/train_860")
     assert formatted.text is None and len(formatted.text_ref) == 11
-    assert all(path.endswith(".wav") for path in formatted.wav_scp.values())
+    assert formatted.wav_scp == DataDir.load(recipe / "data/train_860").wav_scp
+    assert not any((recipe / "dump/raw/org/train_860/data").iterdir())
     assert (recipe / "exp/asr_stats_char/train/feats_stats.npz").is_file()
     check_stages_6_and_8(recipe, env)
 

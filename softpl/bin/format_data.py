@@ -1,8 +1,9 @@
-"""Stage 2: format a data dir's audio as 16-bit PCM mono WAV at ``--fs`` and validate the result.
+"""Stage 2: a data dir's audio as mono at ``--fs``, referenced in place or rewritten, and validated.
 
     python -m softpl.bin.format_data --src data/dev --dst dump/raw/org/dev --fs 16000 [--skip_bad false] [--nj 2]
 
-Writes ``DST/data/<uttid>.wav``, ``DST/wav.scp`` (absolute paths), ``utt2dur``, ``utt2num_samples`` and copies
+Mono WAV/FLAC files at ``--fs`` are referenced where they are; other audio is written as 16-bit PCM WAV to
+``DST/data/<uttid>.wav``. Writes ``DST/wav.scp`` (absolute paths), ``utt2dur``, ``utt2num_samples`` and copies
 text, text.ref, utt2spk and spk2utt. Bad utterances fail the run, or with ``--skip_bad true`` are left out and
 listed in ``DST/skipped_utts.txt``. Exits 1 with the list of problems on stderr.
 """
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     skipped = f"; skipped {summary.skipped}" if summary.skipped else ""
     print(f"{args.dst}: {summary.utterances} utterances, {summary.seconds / 3600:.2f} hours at {args.fs} Hz mono; "
-          f"resampled {summary.resampled}, downmixed {summary.downmixed}{skipped}")
+          f"{summary.in_place} used in place, {summary.utterances - summary.in_place} written "
+          f"(resampled {summary.resampled}, downmixed {summary.downmixed}){skipped}")
     return 0
 
 

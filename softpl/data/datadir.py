@@ -300,6 +300,24 @@ def load_audio(entry: str) -> tuple[np.ndarray, int]:
     return samples, fs
 
 
+@dataclass(frozen=True)
+class AudioHeader:
+    format: str  # libsndfile's major format: "WAV", "FLAC", ...
+    samplerate: int
+    channels: int
+    frames: int
+
+
+def audio_header(entry: str) -> AudioHeader:
+    """The header of a wav.scp value's audio, without decoding the samples.
+
+    Raises AudioError for a missing or unreadable file, a failing command, or a WAV shorter than its header says.
+    """
+    with _open(entry) as f:
+        _check_wav_size(f, entry)
+        return AudioHeader(f.format, f.samplerate, f.channels, f.frames)
+
+
 def audio_seconds(entry: str) -> float:
     """Duration read from the audio header (a command is run and its output parsed)."""
     with _open(entry) as f:

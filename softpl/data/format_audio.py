@@ -1,6 +1,9 @@
-"""Stage 2: rewrite a data dir's audio as 16-bit PCM mono WAV at one sample rate (like ESPnet's format_wav_scp).
+"""Stage 2: a data dir's audio as mono at one sample rate, referenced in place or rewritten (ESPnet's format_wav_scp).
 
-``<dst>/data/<uttid>.wav`` holds the audio; ``<dst>/wav.scp`` names it by absolute path; text, text.ref and utt2spk
+Audio already usable as it is (a WAV or FLAC file, mono, at the target rate) stays where it is: ``<dst>/wav.scp``
+names the original file by absolute path, so a corpus such as LibriSpeech (960 h of FLAC) is not copied. Anything
+else (other formats, other rates, several channels, ``cmd |`` entries) is decoded, downmixed, resampled and
+written as 16-bit PCM WAV to ``<dst>/data/<uttid>.wav``. Text, text.ref and utt2spk
 are copied, spk2utt regenerated, and ``utt2dur`` (seconds) and ``utt2num_samples`` (ESPnet's speech shape-file
 format) written. The output is built in ``<dst>.tmp``, validated, and renamed at the end, so a partial output is
 never mistaken for a finished one.
@@ -23,7 +26,9 @@ from softpl.data.datadir import (
     AudioError,
     DataDirError,
     Problem,
+    audio_header,
     copy_data_dir,
+    is_pipe,
     load_audio,
     read_table,
     write_table,
@@ -38,6 +43,10 @@ class FormatSummary:
     resampled: int
     downmixed: int
     skipped: int
+    in_place: int  # utterances referenced where they are (nothing written)
+
+
+IN_PLACE_FORMATS = ("WAV", "FLAC")  # what soundfile (and so ESPnet's loader) reads directly
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,16 @@ class _Converted:
     num_samples: int
     resampled: bool
     downmixed: bool
+    in_place: Path | None = None  # the original file, when it is used as it is
 
 
 def convert_audio(entry: str, out_path: Path, fs: int) -> _Converted:
-    """Decode ``entry`` (path or ``cmd |``), downmix to mono, resample to ``fs`` and write 16-bit PCM WAV."""
+    """Reference ``entry`` in place when it is a mono WAV/FLAC file at ``fs``; otherwise decode it (path or
+    ``cmd |``), downmix to mono, resample to ``fs`` and write 16-bit PCM WAV to ``out_path``."""
+    if not is_pipe(entry):
+        header = audio_header(entry)
+        if header.format in IN_PLACE_FORMATS and header.samplerate == fs and header.channels == 1 and header.frames:
+            return _Converted(header.frames, False, False, Path(entry).absolute())
     samples, rate = load_audio(entry)
     downmixed = samples.shape[1] > 1
     mono = samples.mean(axis=1)
@@ -104,13 +119,13 @@ def format_data_dir(src: str | Path, dst: str | Path, *, fs: int = 16000, skip_b
         copy_data_dir(src, tmp, exclude=skipped)
         write_table(tmp / "utt2num_samples", {key: str(r.num_samples) for key, r in kept.items()})
         write_table(tmp / "utt2dur", {key: f"{r.num_samples / fs:.4f}" for key, r in kept.items()})
-        write_table(tmp / "wav.scp", {key: str(tmp / "data" / f"{key}.wav") for key in kept})
+        write_table(tmp / "wav.scp", {key: str(r.in_place or tmp / "data" / f"{key}.wav") for key, r in kept.items()})
         if skipped:
             record_skipped(tmp, skipped, total, shown_as=dst)
         output_problems = validate_data_dir(tmp, fs=fs)
         if output_problems:
             raise DataDirError(output_problems, f"formatted copy of {src} failed validation")
-        write_table(tmp / "wav.scp", {key: str(dst / "data" / f"{key}.wav") for key in kept})
+        write_table(tmp / "wav.scp", {key: str(r.in_place or dst / "data" / f"{key}.wav") for key, r in kept.items()})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,6 +137,7 @@ def format_data_dir(src: str | Path, dst: str | Path, *, fs: int = 16000, skip_b
         resampled=sum(r.resampled for r in kept.values()),
         downmixed=sum(r.downmixed for r in kept.values()),
         skipped=len(skipped),
+        in_place=sum(r.in_place is not None for r in kept.values()),
     )
 
 
