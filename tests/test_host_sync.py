@@ -21,6 +21,8 @@ from test_cpl_model import TOKENS, batch, build_model
 
 SOFTPL = str(Path(__file__).resolve().parents[1] / "softpl")
 SYNCING = ("item", "tolist", "nonzero", "__bool__", "__int__", "__float__", "cpu", "numpy")
+# Not syncs: require's CPU branch and its failure messages; the checks of the host-side cache records.
+HOST_SIDE = ("require", "message", "<lambda>", "__post_init__")
 REGULARIZED = dict(pl_target="soft", soft_reduction="utterance", mix_ctc_weight=0.5, entropy_weight=-0.1,
                    prior_weight=0.3, blank_handling="downweight", blank_weight=0.5, confidence_threshold=0.1)
 
@@ -34,8 +36,7 @@ def host_syncs(monkeypatch):
 
         def counted(self, *args, _name=name, _original=original, **kwargs):
             caller = sys._getframe(1)
-            if caller.f_code.co_filename.startswith(SOFTPL) and caller.f_code.co_name not in ("require", "message",
-                                                                                                 "<lambda>"):
+            if caller.f_code.co_filename.startswith(SOFTPL) and caller.f_code.co_name not in HOST_SIDE:
                 calls[f"{caller.f_code.co_filename.removeprefix(SOFTPL)}:{caller.f_lineno} {_name}"] += 1
             return _original(self, *args, **kwargs)
 
@@ -64,7 +65,8 @@ def test_labeling_syncs_per_batch_not_per_utterance(tmp_path, host_syncs):
         log_probs, enc_lens = teacher_log_probs(model, speech, lengths)
         label_batch(log_probs, enc_lens, keep_soft=True, topk=2, blank_id=0)
         counts.append(sum(host_syncs.values()))
-    assert counts[0] == counts[1] <= 6, f"labeling syncs grow with the batch: {counts}, {dict(host_syncs)}"
+    # transcripts (2), frame ids, kept values, their indices and mask, lengths: 7 copies to the host per batch
+    assert counts[0] == counts[1] <= 7, f"labeling syncs grow with the batch: {counts}, {dict(host_syncs)}"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -31,7 +31,7 @@ def random_log_probs(batch: int, frames: int, vocab: int, seed: int = 0, scale: 
 def test_topk_reconstruction_spreads_the_leftover_mass_uniformly():
     probs = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.06, 0.2, 0.7, 0.04]])
     soft = compress_posteriors(probs, topk=2)
-    assert soft.values.dtype == torch.float16 and soft.indices.dtype == torch.int16
+    assert soft.values.dtype == torch.float16 and soft.indices.dtype == torch.uint8  # V <= 256
     expected = torch.tensor([[0.5, 0.3, 0.1, 0.1], [0.05, 0.2, 0.7, 0.05]])
     torch.testing.assert_close(soft.to_dense(), expected, atol=2e-4, rtol=0)
 
@@ -49,13 +49,38 @@ def test_topk_error_bound_and_rows_sum_to_one():
     assert torch.all((dense.sum(dim=1) - 1).abs() <= 2 * rounding)
 
 
-def test_topk_storage_is_a_quarter_of_full_fp32_for_top8_of_32():
+def test_topk_storage_for_top8_of_32():
     probs = random_log_probs(1, 10, 32)[0].exp()
     compact = compress_posteriors(probs, topk=8)
     full = compress_posteriors(probs, topk=None)
-    assert compact.nbytes == 10 * 8 * (2 + 2)  # fp16 values + int16 indices
+    assert compact.nbytes == 10 * 8 * (2 + 1) + 10  # fp16 values + uint8 indices + a uint8 count per frame
     assert full.nbytes == 10 * 32 * 4
-    assert compact.nbytes / full.nbytes == 0.25
+
+
+def test_mass_keeps_the_fewest_tokens_holding_it():
+    probs = torch.tensor([[0.9995, 0.0002, 0.0002, 0.0001], [0.6, 0.3, 0.0999, 0.0001], [0.5, 0.5, 0.0, 0.0]])
+    soft = compress_posteriors(probs, topk=3, mass=0.999)
+    assert soft.counts.tolist() == [1, 3, 2]  # 0.9995 >= 0.999; 0.6 + 0.3 < 0.999 <= 0.9999 (capped at 3); 1.0
+    assert soft.indices.tolist() == [0, 0, 1, 2, 0, 1] or soft.indices.tolist() == [0, 0, 1, 2, 1, 0]
+    dense = soft.to_dense()
+    torch.testing.assert_close(dense[0], torch.tensor([0.9995, 0.0005 / 3, 0.0005 / 3, 0.0005 / 3]), atol=3e-4, rtol=0)
+    torch.testing.assert_close(dense[1], torch.tensor([0.6, 0.3, 0.0999, 0.0001]), atol=3e-4, rtol=0)
+    torch.testing.assert_close(dense.sum(dim=1), torch.ones(3), atol=1e-3, rtol=0)
+
+
+def test_mass_storage_of_confident_character_posteriors_is_a_twentieth_of_fp32():
+    """A trained CTC model over 31 characters: most frames blank at p > 0.999, the rest confident tokens."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(400, 31, generator=g)
+    logits[torch.arange(400), torch.randint(0, 31, (400,), generator=g) * (torch.rand(400, generator=g) < 0.3)] += 12
+    probs = logits.softmax(dim=-1)
+    soft, full = compress_posteriors(probs, topk=8, mass=0.999), compress_posteriors(probs, topk=None)
+    assert soft.nbytes * 20 <= full.nbytes
+    frames = torch.repeat_interleave(torch.arange(400), soft.counts.long())
+    leftover = 1 - torch.zeros(400).index_add_(0, frames, soft.values.float())  # per frame, what was not kept
+    l1 = (soft.to_dense() - probs).abs().sum(dim=1)
+    assert torch.all(l1 <= 2 * leftover + 2 * (FP16_UNIT_ROUNDOFF + 8 * FP16_SUBNORMAL_STEP))
+    assert leftover.max() <= 1 - 0.999 + FP16_UNIT_ROUNDOFF or soft.counts.max() == 8
 
 
 @pytest.mark.parametrize("topk", [None, 32, 100])
@@ -69,7 +94,8 @@ def test_full_storage_is_exact(topk):
 def test_large_vocabularies_store_int32_indices():
     probs = torch.full((2, 40000), 1 / 40000)
     assert compress_posteriors(probs, topk=4).indices.dtype == torch.int32
-    with pytest.raises(ValueError, match="topk must be a positive"):
+    assert compress_posteriors(torch.full((2, 300), 1 / 300), topk=4).indices.dtype == torch.int16
+    with pytest.raises(ValueError, match="topk must be 1-255"):
         compress_posteriors(probs, topk=0)
 
 
@@ -129,10 +155,12 @@ def test_make_pseudo_labels_hard_and_soft():
     assert [label.tokens for label in labels] == [[1, 2], [3, 3]]
     assert [label.num_frames for label in labels] == [5, 3]
     assert labels[1].frame_ids.tolist() == [3, 0, 3] and labels[1].frame_ids.dtype == torch.int16
-    assert labels[0].soft.values.shape == (5, 2) and labels[0].soft.values.device.type == "cpu"
+    assert labels[0].soft.counts.tolist() == [2] * 5 and labels[0].soft.values.device.type == "cpu"
     torch.testing.assert_close(labels[1].soft.to_dense(), log_probs[1, :3].exp(), atol=1e-3, rtol=0)
-    # frame ids (5 * int16) + top-2 values and indices (5 * 2 * (2 + 2))
-    assert labels[0].nbytes == 10 + 40
+    # frame ids (5 * int16) + top-2 values and indices (5 * 2 * (2 + 1)) + counts (5 * uint8)
+    assert labels[0].nbytes == 10 + 30 + 5
+    confident = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2, soft_mass=0.9)
+    assert [label.soft.counts.tolist() for label in confident] == [[1] * 5, [1] * 3]  # p = 0.948 > 0.9
     hard_only = make_pseudo_labels(log_probs, lengths, keep_soft=False)
     assert all(label.soft is None for label in hard_only) and hard_only[0].nbytes == 10
 
@@ -155,9 +183,12 @@ def test_packed_soft_targets_expand_to_the_stored_posteriors_with_zero_padding()
     torch.testing.assert_close(targets[1, :3], log_probs[1, :3].exp())
 
 
-def test_packed_topk_targets_expand_like_each_utterance_alone():
-    log_probs, lengths = hand_batch()
-    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2)
+@pytest.mark.parametrize("mass", [1.0, 0.5])
+def test_packed_topk_targets_expand_like_each_utterance_alone(mass):
+    log_probs, lengths = random_log_probs(2, 5, 4, scale=2.0), torch.tensor([5, 3])
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=True, topk=2, soft_mass=mass)
+    if mass < 1:
+        assert {c for label in labels for c in label.soft.counts.tolist()} == {1, 2}  # both widths in one batch
     values, indices = pack_soft_targets(labels, 5)
     assert values.dtype == torch.float16 and indices.shape == (2, 5, 2)
     batch = expand_soft_targets(values, indices, 4)

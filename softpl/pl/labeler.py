@@ -55,6 +55,7 @@ def label_batch(
     *,
     keep_soft: bool,
     topk: int | None,
+    soft_mass: float = 1.0,
     sample_temperature: float | None = None,
     generator: torch.Generator | None = None,
     blank_id: int = 0,
@@ -64,7 +65,8 @@ def label_batch(
     With ``sample_temperature`` each label's ``tokens`` is a path sampled from the tempered posteriors and
     collapsed (the ``sampled`` target); otherwise it is the greedy transcript.
     """
-    labels = make_pseudo_labels(log_probs, lengths, keep_soft=keep_soft, topk=topk, blank_id=blank_id)
+    labels = make_pseudo_labels(log_probs, lengths, keep_soft=keep_soft, topk=topk, soft_mass=soft_mass,
+                                blank_id=blank_id)
     greedy = [label.tokens for label in labels]
     if sample_temperature is not None:
         sampled = sample_paths(log_probs, lengths, sample_temperature, generator=generator, blank_id=blank_id)

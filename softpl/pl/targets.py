@@ -21,8 +21,11 @@ from softpl.decode.greedy import check_lengths, collapse_paths
 INT16_VOCAB_LIMIT = 32768
 
 
-def token_id_dtype(vocab_size: int) -> torch.dtype:
-    """Smallest integer dtype used to store token ids of a vocabulary of this size."""
+def token_id_dtype(vocab_size: int, compact: bool = False) -> torch.dtype:
+    """Smallest integer dtype used to store token ids of a vocabulary of this size (``compact``: uint8 when
+    every id fits, as in the soft-target cache; frame ids keep a signed type for their -1 padding)."""
+    if compact and vocab_size <= 256:
+        return torch.uint8
     return torch.int16 if vocab_size < INT16_VOCAB_LIMIT else torch.int32
 
 
@@ -30,62 +33,76 @@ def token_id_dtype(vocab_size: int) -> torch.dtype:
 class SoftTarget:
     """Compact per-frame teacher posteriors of one utterance.
 
-    Either the top-k probabilities per frame (``values`` (T, k) fp16, ``indices`` (T, k) int16/int32), with the
-    leftover mass 1 - sum(top-k) spread uniformly over the V - k tokens not kept; or the full matrix
-    (``values`` (T, V) fp32, ``indices`` None). Build it with ``compress_posteriors``.
+    Either the full matrix (``values`` (T, V) fp32; ``indices`` and ``counts`` None), or per frame t only the
+    ``counts[t]`` most probable tokens, most probable first, flattened over the frames: ``values`` (N,) fp16,
+    ``indices`` (N,) (uint8 up to V = 256, else int16/int32), ``counts`` (T,) uint8, N = sum(counts). A frame's
+    leftover mass 1 - sum(kept values) is spread uniformly over its V - counts[t] other tokens. Variable counts
+    let a confident frame (most CTC frames: blank at p > 0.999) cost one entry. Build it with
+    ``compress_posteriors``.
     """
 
     values: torch.Tensor
     indices: torch.Tensor | None
     vocab_size: int
+    counts: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.values.dim() != 2:
-            raise ValueError(f"SoftTarget.values must be (T, k), got shape {tuple(self.values.shape)}")
         if self.indices is None:
-            if self.values.shape[1] != self.vocab_size:
+            if self.values.dim() != 2 or self.values.shape[1] != self.vocab_size or self.counts is not None:
                 raise ValueError(
-                    f"a full SoftTarget needs values of shape (T, {self.vocab_size}), got {tuple(self.values.shape)}"
+                    f"a full SoftTarget needs values of shape (T, {self.vocab_size}) and no counts, "
+                    f"got values {tuple(self.values.shape)}"
                 )
-        elif self.indices.shape != self.values.shape or self.values.shape[1] >= self.vocab_size:
+            return
+        if self.counts is None or self.counts.dim() != 1 or self.values.dim() != 1 \
+                or self.indices.shape != self.values.shape:
             raise ValueError(
-                f"a top-k SoftTarget needs indices and values of the same shape (T, k) with k < {self.vocab_size}, "
-                f"got indices {tuple(self.indices.shape)} and values {tuple(self.values.shape)}"
+                "a compact SoftTarget needs counts (T,) and flat values and indices of one length (N,), got counts "
+                f"{None if self.counts is None else tuple(self.counts.shape)}, values {tuple(self.values.shape)}, "
+                f"indices {tuple(self.indices.shape)}"
             )
+        if self.counts.device.type == "cpu" and int(self.counts.sum()) != self.values.shape[0]:
+            raise ValueError(f"counts sum to {int(self.counts.sum())} entries, values hold {self.values.shape[0]}")
 
     @property
     def num_frames(self) -> int:
-        return self.values.shape[0]
+        return self.values.shape[0] if self.counts is None else self.counts.shape[0]
 
     @property
     def nbytes(self) -> int:
-        """Bytes actually stored (values plus indices)."""
-        return self.values.nbytes + (0 if self.indices is None else self.indices.nbytes)
+        """Bytes actually stored (values, indices and counts)."""
+        return sum(t.nbytes for t in (self.values, self.indices, self.counts) if t is not None)
 
     def to(self, device: torch.device | str) -> SoftTarget:
-        indices = None if self.indices is None else self.indices.to(device)
-        return SoftTarget(self.values.to(device), indices, self.vocab_size)
+        moved = [None if t is None else t.to(device) for t in (self.indices, self.counts)]
+        return SoftTarget(self.values.to(device), moved[0], self.vocab_size, moved[1])
 
     def to_dense(self, device: torch.device | str | None = None) -> torch.Tensor:
-        """(T, V) fp32 probabilities; the compact form is moved to ``device`` first (cheaper than the dense one)."""
-        target = self if device is None else self.to(device)
-        return expand_soft_targets(target.values, target.indices, self.vocab_size)
+        """(T, V) fp32 probabilities, made on ``device`` (default: where the target is)."""
+        values, indices = pack_soft_targets([PseudoLabel([], torch.zeros(self.num_frames), self, self.num_frames)],
+                                            self.num_frames)
+        device = values.device if device is None else device
+        return expand_soft_targets(values.to(device), None if indices is None else indices.to(device),
+                                   self.vocab_size)[0]
 
 
 def expand_soft_targets(values: torch.Tensor, indices: torch.Tensor | None, vocab_size: int) -> torch.Tensor:
-    """Dense fp32 probabilities (..., V) from stored soft targets, on the device of ``values``.
+    """Dense fp32 probabilities (..., V) from packed soft targets, on the device of ``values``.
 
     ``indices`` None: ``values`` already hold the full (..., V) posteriors. Otherwise ``values``/``indices``
-    (..., k) are the top-k per frame and the leftover mass 1 - sum(top-k) is spread uniformly over the V - k
-    tokens not kept. Works on one utterance (T, k) or a padded batch (B, T, k), the form models receive.
+    (..., k) are the kept tokens of each frame, unused slots holding value 0 (and a kept index), as
+    :func:`pack_soft_targets` makes them; each frame's leftover mass 1 - sum(values) is spread uniformly over the
+    tokens it does not keep. Works on one utterance (T, k) or a padded batch (B, T, k), the form models receive.
     """
     values = values.float()
     if indices is None:
         return values
-    num_kept = values.shape[-1]
+    indices = indices.long()
+    num_kept = (values > 0).sum(dim=-1, keepdim=True)
     leftover = (1.0 - values.sum(dim=-1, keepdim=True)).clamp(min=0.0)
-    dense = (leftover / (vocab_size - num_kept)).expand(*values.shape[:-1], vocab_size).clone()
-    return dense.scatter_(-1, indices.long(), values)
+    dense = (leftover / (vocab_size - num_kept).clamp(min=1)).expand(*values.shape[:-1], vocab_size).clone()
+    dense.scatter_(-1, indices, 0.0)  # kept tokens get their own value, not a share of the leftover
+    return dense.scatter_add_(-1, indices, values)
 
 
 def pack_soft_targets(
@@ -93,8 +110,9 @@ def pack_soft_targets(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Stack the stored soft targets of a batch, padded to ``num_frames``: (values, indices), each (B, T, k).
 
-    This compact form (not the dense (B, T, V) one) is what travels with a batch to the model's device;
-    :func:`expand_soft_targets` makes the dense targets there. Padding frames hold zeros.
+    k is the largest count of kept tokens of any frame; a frame's unused slots hold value 0 and repeat its first
+    kept index. This compact form (not the dense (B, T, V) one) is what travels with a batch to the model's
+    device; :func:`expand_soft_targets` makes the dense targets there. Padding frames hold zeros.
     """
     check_frames(labels, num_frames, lengths)
     missing = [b for b, label in enumerate(labels) if label.soft is None]
@@ -103,42 +121,66 @@ def pack_soft_targets(
             f"utterance {missing[0]} of the batch has no soft target: make the pseudo-labels with keep_soft=True"
         )
     first = labels[0].soft
-    width = first.values.shape[1]
-    values = torch.zeros(len(labels), num_frames, width, dtype=first.values.dtype)
-    indices = None if first.indices is None else torch.zeros(len(labels), num_frames, width, dtype=first.indices.dtype)
     for b, label in enumerate(labels):
-        if label.soft.vocab_size != first.vocab_size or label.soft.values.shape[1] != width:
+        if label.soft.vocab_size != first.vocab_size or (label.soft.counts is None) != (first.counts is None):
             raise ValueError(
                 f"utterance {b} of the batch stores its soft target differently from utterance 0 "
-                "(vocabulary or top-k): all pseudo-labels of a batch must come from one labeling pass"
+                "(vocabulary or storage): all pseudo-labels of a batch must come from one labeling pass"
             )
-        values[b, : label.num_frames] = label.soft.values
-        if indices is not None:
-            indices[b, : label.num_frames] = label.soft.indices
+    if first.counts is None:
+        values = torch.zeros(len(labels), num_frames, first.vocab_size, dtype=first.values.dtype)
+        for b, label in enumerate(labels):
+            values[b, : label.num_frames] = label.soft.values
+        return values, None
+    width = max(int(label.soft.counts.max()) for label in labels if label.num_frames)
+    values = torch.zeros(len(labels), num_frames, width, dtype=first.values.dtype)
+    indices = torch.zeros(len(labels), num_frames, width, dtype=first.indices.dtype)
+    slots = torch.arange(width)
+    for b, label in enumerate(labels):
+        soft, frames = label.soft, label.num_frames
+        if not frames:
+            continue
+        counts = soft.counts.long()
+        starts = counts.cumsum(0) - counts
+        rows = torch.repeat_interleave(torch.arange(frames), counts)
+        cols = torch.arange(len(soft.values)) - starts[rows]
+        indices[b, :frames] = soft.indices[starts].unsqueeze(1)  # unused slots repeat the first kept index
+        indices[b, rows, cols] = soft.indices
+        values[b, rows, cols] = soft.values
     return values, indices
 
 
-def compress_posteriors(probs: torch.Tensor, topk: int | None) -> SoftTarget:
-    """Store (T, V) posteriors as their top-k per frame in fp16, or in full fp32 when topk is None or >= V.
+def top_tokens(probs: torch.Tensor, topk: int, mass: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per frame of (..., V) posteriors: the ``topk`` most probable tokens (values, indices, most probable first)
+    and which of them to keep (..., k): the fewest that hold ``mass``, at most ``topk``, at least one."""
+    if not 0 < mass <= 1:
+        raise ValueError(f"the kept mass must be in (0, 1], got {mass}")
+    values, indices = probs.topk(topk, dim=-1)
+    keep = (values.cumsum(dim=-1) - values) < mass  # the mass before this token does not reach the target yet
+    return values, indices, keep
+
+
+def compress_posteriors(probs: torch.Tensor, topk: int | None, mass: float = 1.0) -> SoftTarget:
+    """Store (T, V) posteriors compactly: per frame the fewest most-probable tokens holding ``mass`` (at most
+    ``topk``) in fp16, or the full fp32 matrix when topk is None or >= V.
 
     Per frame, the L1 distance between ``probs`` and ``to_dense()`` is at most twice the leftover mass
-    1 - sum(top-k) plus the fp16 rounding of the kept values.
+    1 - sum(kept) plus the fp16 rounding of the kept values.
     """
     if probs.dim() != 2:
         raise ValueError(f"probs must be (T, V), got shape {tuple(probs.shape)}")
-    return SoftTarget(*compact_posteriors(probs, topk), probs.shape[1])
-
-
-def compact_posteriors(probs: torch.Tensor, topk: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(values, indices) of :class:`SoftTarget`'s storage for posteriors (..., V), on their device: the top-k
-    per frame (fp16 values, int16/int32 indices), or the full fp32 posteriors and None (topk None or >= V)."""
-    vocab_size = probs.shape[-1]
-    if topk is not None and topk < 1:
-        raise ValueError(f"topk must be a positive number of tokens per frame or None (full), got {topk}")
+    vocab_size = probs.shape[1]
+    check_topk(topk)
     if topk is None or topk >= vocab_size:
-        return probs.float(), None
-    values, indices = probs.topk(topk, dim=-1)
-    return values.half(), indices.to(token_id_dtype(vocab_size))
+        return SoftTarget(probs.float(), None, vocab_size)
+    values, indices, keep = top_tokens(probs, topk, mass)
+    return SoftTarget(values[keep].half(), indices[keep].to(token_id_dtype(vocab_size, compact=True)), vocab_size,
+                      keep.sum(dim=-1).to(torch.uint8))
+
+
+def check_topk(topk: int | None) -> None:
+    if topk is not None and not 1 <= topk <= 255:
+        raise ValueError(f"topk must be 1-255 tokens per frame, or None (full posteriors), got {topk}")
 
 
 def temper(scores: torch.Tensor, temperature: float, *, log_domain: bool) -> torch.Tensor:
@@ -212,6 +254,7 @@ def make_pseudo_labels(
     *,
     keep_soft: bool,
     topk: int | None = 8,
+    soft_mass: float = 1.0,
     blank_id: int = 0,
 ) -> list[PseudoLabel]:
     """Turn one batch of teacher CTC log-posteriors (B, T, V) into per-utterance pseudo-labels on CPU.
@@ -219,8 +262,9 @@ def make_pseudo_labels(
     Args:
         log_probs: (B, T, V) teacher log-posteriors (e.g. ``model.ctc.log_softmax(enc)``, eval mode, clean input).
         lengths: (B,) valid frames per utterance.
-        keep_soft: also store the posteriors (top-``topk`` fp16, or full fp32 when ``topk`` is None).
-        topk: tokens kept per frame for soft targets.
+        keep_soft: also store the posteriors (compact fp16, or full fp32 when ``topk`` is None).
+        topk: at most this many tokens kept per frame for soft targets.
+        soft_mass: per frame, the fewest most probable tokens that hold this mass are kept (1.0: all ``topk``).
         blank_id: the CTC blank token id.
     """
     if log_probs.dim() != 3:
@@ -243,14 +287,22 @@ def make_pseudo_labels(
                     "not 1; pass normalized log-posteriors (log_softmax of the CTC logits), not raw logits")
 
         require(~bad, message, "exp(log_probs) does not sum to 1: pass log_softmax of the CTC logits")
-        values, indices = compact_posteriors(probs, topk)
-        values, indices = values.cpu(), None if indices is None else indices.cpu()
+        check_topk(topk)
+        if topk is None or topk >= vocab_size:
+            values, indices, keep = probs.cpu(), None, None
+        else:
+            values, indices, keep = top_tokens(probs, topk, soft_mass)
+            values, keep = values.half().cpu(), keep.cpu()
+            indices = indices.to(token_id_dtype(vocab_size, compact=True)).cpu()
     labels = []
     for b, length in enumerate(lengths.tolist()):
         soft = None
-        if keep_soft:  # clones: a cached label holds its own frames, not a view of the whole batch
-            soft = SoftTarget(values[b, :length].clone(), None if indices is None else indices[b, :length].clone(),
-                              vocab_size)
+        if keep_soft and keep is None:  # clone: a cached label holds its own frames, not a view of the batch
+            soft = SoftTarget(values[b, :length].clone(), None, vocab_size)
+        elif keep_soft:
+            kept = keep[b, :length]
+            soft = SoftTarget(values[b, :length][kept], indices[b, :length][kept], vocab_size,
+                              kept.sum(dim=-1).to(torch.uint8))
         labels.append(PseudoLabel(tokens[b], frame_ids[b, :length].clone(), soft, length))
     return labels
 

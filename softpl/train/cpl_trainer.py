@@ -61,6 +61,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_teacher_dropout: bool
     pl_dropout: Optional[float]
     pl_soft_topk: int
+    pl_soft_mass: float
     pl_sample_temperature: float
     pl_consistent_aug: bool
     pl_diag_interval: int
@@ -96,8 +97,12 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pl_dropout", type=float, default=None,
                        help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
                             "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
-    group.add_argument("--pl_soft_topk", type=int, default=8,
-                       help="soft targets kept per frame in fp16 (0: full posteriors in fp32)")
+    group.add_argument("--pl_soft_topk", type=int, default=8, choices=range(0, 256), metavar="0-255",
+                       help="at most this many soft-target tokens kept per frame, in fp16 (0: full posteriors "
+                            "in fp32)")
+    group.add_argument("--pl_soft_mass", type=float, default=0.999,
+                       help="per frame, keep the fewest most probable tokens that hold this share of the "
+                            "probability (at most --pl_soft_topk); 1: always pl_soft_topk tokens")
     group.add_argument("--pl_sample_temperature", type=float, default=1.0,
                        help="temperature of the posteriors paths are sampled from (pl_target sampled)")
     group.add_argument("--pl_consistent_aug", type=str2bool, default=False,
@@ -227,6 +232,7 @@ class SlimIPL:
         sampled = model.pl_target == "sampled"
         labels, greedy = label_batch(
             log_probs, lengths, keep_soft=self.keep_soft, topk=self.opt.pl_soft_topk or None,
+            soft_mass=self.opt.pl_soft_mass,
             sample_temperature=self.opt.pl_sample_temperature if sampled else None,
             generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
         )
