@@ -78,7 +78,8 @@ BAD_LINES = {
     "missing audio": ("nowhere.wav\tHELLO\n", "audio file not found", "nowhere"),
     "unreadable audio": ("fake.wav\tHELLO\n", "unreadable audio", "fake"),
     "empty transcript": ("b.wav\t \n", "transcript (second column) is empty", "b"),
-    "empty after normalization": ("b.wav\t100 %\n", "empty after normalization", "b"),
+    "digits": ("b.wav\t1984 IS A NUMBER\n", "'1984' holds digits or symbols", "b"),
+    "empty after normalization": ("b.wav\t... !\n", "empty after normalization", "b"),
     "listed twice": ("a.wav\tHELLO\n", "already listed (line 1)", "a-2"),
 }
 
@@ -121,7 +122,7 @@ def test_skip_bad_leaves_bad_lines_out_and_lists_them(tmp_path, capsys):
     skipped = table(out, "skipped_utts.txt")
     assert [line.split("\t")[0] for line in skipped] == ["s-gone", "s-b", f"{manifest}:4"]
     assert f"{manifest}:2: s-gone: audio file not found" in skipped[0]
-    assert f"{manifest}:3: s-b: transcript '&' is empty after normalization" in skipped[1]
+    assert f"{manifest}:3: s-b: transcript '&' cannot be normalized: '&' holds digits or symbols" in skipped[1]
     assert f"{manifest}:4: 1 tab-separated column(s)" in skipped[2]
     printed = capsys.readouterr().out
     assert "skipped 3 of 5 utterances" in printed and f"{out}: 2 labeled utterances" in printed

@@ -120,3 +120,12 @@ def test_read_fortune_sentences_names_file_and_line_of_bad_bytes(tmp_path):
     bad.write_bytes("A fine first line.\nA caf\u00e9 on the second line.\n".encode("latin-1"))
     with pytest.raises(ValueError, match=rf"{bad}:2: not valid UTF-8"):
         read_fortune_sentences([bad])
+
+
+def test_unwritable_word_names_the_word_normalization_rejects():
+    from softpl.data.text import unwritable_word
+
+    assert unwritable_word("1984 IS A NUMBER") == "1984"
+    assert unwritable_word("Rock & roll, baby!") == "&"
+    assert unwritable_word("The 2nd time.") == "2nd"
+    assert unwritable_word("Résumé, 'tis fine.") is None

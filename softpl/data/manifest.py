@@ -34,7 +34,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from softpl.data.datadir import AudioError, DataDir, DataDirError, Problem, audio_seconds, write_data_dir
-from softpl.data.text import normalize_transcript
+from softpl.data.text import normalize_transcript, unwritable_word
 from softpl.data.validate import record_skipped
 
 # File extensions imported from audio folders, each with the libsndfile format that reads it; only formats the
@@ -198,8 +198,14 @@ def _text_problem(uid: str, entry: Entry, text: str, normalized: bool) -> Proble
     if not entry.text:
         return Problem(entry.source, entry.line, uid, "the transcript (second column) is empty",
                        "write the transcript, or move the audio to an unlabeled set")
-    return Problem(entry.source, entry.line, uid, f"transcript {entry.text!r} is empty after normalization"
-                   f"{' (digits and symbols such as & % / have no written-out form)' if normalized else ''}",
+    word = unwritable_word(entry.text) if normalized else None
+    if word is not None:
+        return Problem(entry.source, entry.line, uid,
+                       f"transcript {entry.text!r} cannot be normalized: {word!r} holds digits or symbols "
+                       "(& % / ...), which English normalization does not write out as words",
+                       f"write {word!r} out in words (e.g. 1984 -> NINETEEN EIGHTY FOUR), or import with "
+                       "--normalize false")
+    return Problem(entry.source, entry.line, uid, f"transcript {entry.text!r} is empty after normalization",
                    "write the words out, or import with --normalize false (normalization is for English)")
 
 

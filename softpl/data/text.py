@@ -53,6 +53,17 @@ def _normalize_or_reason(text: str) -> tuple[str, str | None]:
     return " ".join(word for word in words if word), None
 
 
+def unwritable_word(text: str) -> str | None:
+    """The first word of ``text`` that normalization rejects: one holding a digit ("1984") or a character with
+    no written-out spoken form (&, %, /, ...); None when there is none."""
+    for word in text.translate(_TYPOGRAPHIC).split():
+        plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+        plain = _SILENT_PUNCTUATION.sub("", plain)
+        if any(c.isdigit() for c in plain) or _UNSPEAKABLE.search(plain):
+            return word
+    return None
+
+
 def normalize_transcript(text: str) -> str:
     """Normalize English text the LibriSpeech way: A-Z, inner apostrophes and single spaces.
 
