@@ -57,7 +57,8 @@ espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_infer
 dumpdir=dump             # formatted data
 expdir=exp               # experiments
 
-help_message=$(cat <<EOF
+# --help shows the values in force when it is read: a recipe's overrides (given before the user's options) too.
+usage() { cat <<EOF
 Usage: ./run.sh [options]     (at the repository root: runs egs/synth_en)
 
 Stages:
@@ -67,11 +68,11 @@ Stages:
   4  token list (sentencepiece, labeled text)   -> data/token_list/<token_type>
   5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>
   6  seed training (stock espnet2.bin.asr_train) -> exp/asr_seed
-  7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy/<set>, RESULTS.md
+  7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy/<set>, exp/RESULTS.md
   8  continuous pseudo-labeling from the seed, one run per --pl_configs entry -> exp/pl_<name>;
      plus the supervised-only ESPnet continuation with as many updates  -> exp/asr_supervised_cont
   9  decode + score the runs of stage 8         -> exp/<run>/decode_greedy/<set>
-  10 report: RESULTS.md (baselines first, then PL variants) + curves -> RESULTS.md, plots/
+  10 report: RESULTS.md (baselines first, then PL variants) + curves -> exp/RESULTS.md, exp/plots/
 
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
@@ -92,7 +93,7 @@ Options (default):
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
   --dumpdir (${dumpdir}) --expdir (${expdir})
 EOF
-)
+}
 . "$softpl_root/utils/parse_options.sh"
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
 [[ "$pl_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --pl_nj must be a positive integer, got '$pl_nj'" >&2; exit 1; }
@@ -330,6 +331,15 @@ decode_and_score() {  # decode_and_score <exp_dir>: decodes <exp_dir>/$decode_mo
   elif [ ! -f "$model" ]; then
     echo "run.sh: $model not found (--decode_model $decode_model)" >&2; exit 1
   fi
+  # Done already with this model file (path, size, time), these sets and options: skip, as the other stages do.
+  local sig
+  sig="model=$model $(stat -c '%s %Y' "$(readlink -f "$model")") sets=$test_sets batch=$decode_batch_size"
+  sig+=" espnet=$espnet_inference $(cat "$data_feats/.stage3.done" 2>/dev/null)"
+  if stage_done "$dec/.done" "$sig"; then
+    log "$exp: already decoded and scored with $(basename "$model") ($dec)"
+    return 0
+  fi
+  rm -f "$dec/.done"
   log "decoding $model"
   # shellcheck disable=SC2046
   $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
@@ -348,6 +358,7 @@ decode_and_score() {  # decode_and_score <exp_dir>: decodes <exp_dir>/$decode_mo
         --utt2spk "$data_feats/$set/utt2spk" --out_dir "$exp/decode_espnet/$set"
     done
   fi
+  mark_done "$dec/.done" "$sig"
 }
 
 # ---- stage 7: decode + score the seed -------------------------------------------------------------
@@ -355,7 +366,7 @@ if run_stage 7; then
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
   decode_and_score "$seed_exp"
-  $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
+  $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
   stage_timer_end 7
 fi
@@ -467,14 +478,14 @@ fi
 
 # ---- stage 10: report -------------------------------------------------------------------------------
 if run_stage 10; then
-  log "stage 10: RESULTS.md and curves"
+  log "stage 10: $expdir/RESULTS.md and curves in $expdir/plots"
   plot_opts=()
   [ -n "$plot_pl_configs" ] && plot_opts=(--plot_variants $(for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done))
   # The curves start at the seed's last epoch, where the continuation runs branched from it.
   [ -f "$seed_exp/checkpoint.pth" ] && plot_opts+=(--branch_from "$(basename "$seed_exp")")
   # shellcheck disable=SC2086
-  $python -m softpl.bin.report --exp_dir "$expdir" --out RESULTS.md --sets $test_sets \
-    --models "$(basename "$seed_exp")" $continuation_runs --plots plots "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
+  $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
+    --models "$(basename "$seed_exp")" $continuation_runs --plots "$expdir/plots" "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
     --command "$invocation"
 fi
 log "done: stages ${stage}-${stop_stage}"

@@ -129,5 +129,5 @@ def test_recipe_from_manifests_runs_stages_1_to_7(tmp_path):
     for set_name in ("dev", "test_clean"):
         scores = json.loads((recipe / "exp/asr_seed/decode_greedy" / set_name / "scores.json").read_text())
         assert scores["n_utts"] == len(corpus[set_name])
-    results = (recipe / "RESULTS.md").read_text()
+    results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "asr_seed" in results and "test_clean" in results and "my_corpus" in results

@@ -115,3 +115,13 @@ def test_run_sh_rejects_a_bad_pl_nj_before_any_stage(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "--pl_nj must be a positive integer, got '0'" in proc.stderr
     assert not (tmp_path / "data_sh_ran").exists()
+
+
+def test_recipe_help_shows_the_recipes_own_settings():
+    from conftest import REPO, run_env
+
+    proc = subprocess.run([str(REPO / "egs/synth_en/run.sh"), "--pl_nj", "3", "--help"], env=run_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert '--pl_configs ("hard soft soft_mix")' in proc.stdout  # egs/synth_en's value, not the engine's
+    assert "--pl_nj (3)" in proc.stdout  # options given before --help are shown too

@@ -50,13 +50,14 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
             scores = json.loads((seed / decode / s / "scores.json").read_text())
             assert scores["n_utts"] == len((recipe / "dump/raw" / s / "text").read_text().splitlines())
             assert scores["sclite_checked"] and (seed / decode / s / "score_wer/result.txt").exists()
-    results = (recipe / "RESULTS.md").read_text()
+    results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "asr_seed" in results and all(s in results for s in SETS)
 
-    # Idempotent: a second call with the same options skips the finished stages.
-    out = run_recipe(recipe, "--stop_stage", "6", *common)
+    # Idempotent: a second call with the same options skips the finished stages, decoding included.
+    out = run_recipe(recipe, "--stop_stage", "7", "--espnet_inference", "true", *common)
     for n in range(1, 7):
         assert f"stage {n}" in out and "already" in out.split(f"stage {n}", 1)[1].split("\n", 1)[0]
+    assert "exp/asr_seed: already decoded and scored with valid.cer_ctc.ave.pth" in out and "] decoding " not in out
 
     # Stages 8-10: the supervised ESPnet continuation, hard and soft pseudo-labeling, their decoding, the report.
     out = run_recipe(recipe, "--stage", "8", "--espnet_inference", "true", *common)
@@ -66,7 +67,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
             assert (recipe / "exp" / run / decode / "test_other/scores.json").exists()
     for run in runs[1:]:
         assert (recipe / "exp" / run / "cpl_history.jsonl").exists()
-    table = (recipe / "RESULTS.md").read_text()
+    table = (recipe / "exp" / "RESULTS.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|") and "decode_greedy" in line]
     assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
     assert "final PL blank rate" in table and "collapse alarm" in table
@@ -75,7 +76,8 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
         log = (recipe / "exp" / run / "train.log").read_text()
         assert "INFO: 3epoch results" in log and "INFO: 1epoch results" not in log
     for plot in ("dev_cer.png", "dev_wer.png", "pl_blank_rate.png", "pl_frame_entropy.png"):
-        assert (recipe / "plots" / plot).stat().st_size > 1000 and f"plots/{plot}" in table
+        assert (recipe / "exp" / "plots" / plot).stat().st_size > 1000 and f"plots/{plot}" in table
+    assert not (recipe / "RESULTS.md").exists() and not (recipe / "plots").exists()  # a recipe's curated copies stay
 
     # An ESPnet model as the seed: the seed above, packed like a model-zoo folder (paths relative to its root).
     zoo = recipe / "zoo"
@@ -100,7 +102,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
         assert (recipe / "exp" / run / "decode_greedy/test_other/scores.json").exists()
     pl_seed1, pl_seed2 = ((recipe / "exp" / run / "latest.pth").read_bytes() for run in study_runs[2:])
     assert pl_seed1 != pl_seed2  # the seeds made different runs
-    table = (recipe / "RESULTS.md").read_text()
+    table = (recipe / "exp" / "RESULTS.md").read_text()
     study = table.split("## Seed study", 1)[1]
     assert "|asr_seed|1|" in study and "|asr_supervised_cont|2|" in study and "|pl_hard|2|" in study
     assert " ± " in study.split("|pl_hard|2|", 1)[1].split("\n", 1)[0]

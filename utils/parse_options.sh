@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Kaldi/ESPnet-style option parsing, sourced by scripts after they define their defaults:
 #   --name value   sets the already-defined shell variable `name` (dashes in the name map to underscores);
-#   --help         prints "$help_message" and exits 0.
+#   --help         prints the output of the function `usage` when the script defines one (so the values shown
+#                  are those set so far, a recipe's overrides included), else "$help_message", and exits 0.
 # Unknown options are an error naming the option, so a typo never passes silently.
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      printf '%s\n' "${help_message:-No help available.}"
+      if declare -F usage >/dev/null; then usage; else printf '%s\n' "${help_message:-No help available.}"; fi
       exit 0 ;;
     --*=*)
       _name=${1%%=*}; _value=${1#*=}; shift; set -- "$_name" "$_value" "$@" ;;
