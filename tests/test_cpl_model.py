@@ -8,18 +8,25 @@ from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
 from softpl.pl.targets import expand_soft_targets, temper
 from softpl.tasks.cpl_asr import CPLASRTask
+from espnet2.asr.espnet_model import ESPnetASRModel
 
 TOKENS = ["<blank>", "<unk>", "▁", "A", "B", "C", "<sos/eos>"]
 
 
-def build_model(tmp_path, **model_conf):
+DECODER = ["--decoder", "transformer", "--decoder_conf", "attention_heads=2", "--decoder_conf", "linear_units=8",
+           "--decoder_conf", "num_blocks=1", "--decoder_conf", "dropout_rate=0.0",
+           "--decoder_conf", "positional_dropout_rate=0.0", "--decoder_conf", "self_attention_dropout_rate=0.0",
+           "--decoder_conf", "src_attention_dropout_rate=0.0"]
+
+
+def build_model(tmp_path, *, encoder="transformer", decoder=False, **model_conf):
     (tmp_path / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
-    conf = ["--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁"]
+    conf = ["--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁", *(DECODER if decoder else [])]
     for key, value in model_conf.items():
         conf += ["--model_conf", f"{key}={value}"]
     args = CPLASRTask.get_parser().parse_args([
         "--output_dir", str(tmp_path), "--token_list", str(tmp_path / "tokens.txt"), "--model", "cpl",
-        "--input_size", "8", "--encoder", "transformer", "--encoder_conf", "output_size=8",
+        "--input_size", "8", "--encoder", encoder, "--encoder_conf", "output_size=8",
         "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=8", "--encoder_conf", "num_blocks=1",
         "--encoder_conf", "input_layer=linear", "--encoder_conf", "dropout_rate=0.0",
         "--encoder_conf", "attention_dropout_rate=0.0", "--encoder_conf", "positional_dropout_rate=0.0", *conf,
@@ -162,12 +169,68 @@ def test_validation_reports_greedy_cer_and_wer(tmp_path):
     assert model.ids_to_text([3, 2, 4]) == "A B" and model.ids_to_text([2, 3, 3, 2]) == "AA"
 
 
-def test_ctc_only_and_option_errors(tmp_path):
+def test_option_errors(tmp_path):
     with pytest.raises((AssertionError, ValueError), match="decoder|ctc_weight"):  # ESPnet itself may refuse first
-        build_model(tmp_path, ctc_weight=0.5)
+        build_model(tmp_path, ctc_weight=0.5)  # hybrid weighting without a decoder
+    with pytest.raises(ValueError, match="labels with its CTC branch"):
+        build_model(tmp_path, decoder=True, ctc_weight=0.0)
     with pytest.raises(ValueError, match="pl_target"):
         build_model(tmp_path, pl_target="fuzzy")
     model = build_model(tmp_path, pl_target="soft")
     speech, lengths, pl = batch(model)
     with pytest.raises(ValueError, match="pl_soft_values"):
         model(speech, lengths, pl_text=pl["pl_text"], pl_text_lengths=pl["pl_text_lengths"])
+
+
+def test_hybrid_hard_target_is_espnets_hybrid_loss_on_the_pseudo_transcript(tmp_path):
+    model = build_model(tmp_path, decoder=True, ctc_weight=0.3, pl_target="hard")
+    speech, lengths, pl = batch(model)
+    loss, stats, _ = model(speech, lengths, **pl)
+    espnet_loss, _, _ = ESPnetASRModel.forward(model, speech, lengths, pl["pl_text"], pl["pl_text_lengths"])
+    torch.testing.assert_close(loss.squeeze(), espnet_loss.squeeze())
+    assert {"loss_pl_ctc", "loss_pl_att", "pl_acc_att"} <= set(stats)
+
+
+def test_hybrid_soft_target_weighs_the_ctc_branch_loss_and_the_attention_loss(tmp_path):
+    model = build_model(tmp_path, decoder=True, ctc_weight=0.3, pl_target="soft", soft_reduction="frame")
+    assert model.needs_transcripts  # the attention branch reads the greedy transcript
+    speech, lengths, pl = batch(model)
+    loss, stats, _ = model(speech, lengths, **pl)
+    enc, enc_lens, log_probs = student(model, speech, lengths)
+    q = expand_soft_targets(pl["pl_soft_values"], pl["pl_soft_indices"], len(TOKENS))
+    loss_att = model._calc_att_loss(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"])[0]
+    torch.testing.assert_close(loss.squeeze(), 0.3 * soft_cross_entropy(log_probs, q, enc_lens) + 0.7 * loss_att)
+    # A sampled transcript for CTC, the greedy one for the attention branch.
+    sampled = {**pl, "pl_att_text": torch.tensor([[5, 5, -1], [3, 4, 5]]), "pl_att_text_lengths": torch.tensor([2, 3])}
+    model.pl_target = "sampled"
+    loss, _, _ = model(speech, lengths, **sampled)
+    loss_att = model._calc_att_loss(enc, enc_lens, sampled["pl_att_text"], sampled["pl_att_text_lengths"])[0]
+    expected = 0.3 * model.ctc(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"]) + 0.7 * loss_att
+    torch.testing.assert_close(loss.squeeze(), expected)
+
+
+def test_hybrid_validation_reports_espnets_loss_and_attention_accuracy(tmp_path):
+    model = build_model(tmp_path, decoder=True, ctc_weight=0.3)
+    speech, lengths, pl = batch(model)
+    loss, stats, _ = model(speech, lengths, pl["pl_text"], pl["pl_text_lengths"])
+    enc, enc_lens, _ = student(model, speech, lengths)
+    loss_ctc = model.ctc(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"])
+    torch.testing.assert_close(loss.squeeze(), 0.3 * loss_ctc + 0.7 * stats["loss_att"].squeeze())
+    assert 0.0 <= float(stats["acc"]) <= 1.0 and "cer_ctc" in stats and "wer_ctc" in stats
+
+
+@pytest.mark.parametrize("encoder", ["transformer", "conformer"])
+@pytest.mark.parametrize("decoder", [False, True], ids=["ctc", "hybrid"])
+def test_forward_backward_like_espnets_own_model_test(tmp_path, encoder, decoder):
+    """The shape of ESPnet's test/espnet2/asr/test_espnet_model.py, with CPLASRModel, labeled and unlabeled."""
+    model = build_model(tmp_path, encoder=encoder, decoder=decoder, ctc_weight=0.3 if decoder else 1.0,
+                        pl_target="soft").train()
+    speech, lengths, pl = batch(model)
+    for inputs in ({"text": pl["pl_text"], "text_lengths": pl["pl_text_lengths"]}, pl):
+        model.zero_grad()
+        loss, _, _ = model(speech, lengths, **inputs)
+        loss.sum().backward()
+        assert torch.isfinite(loss).all()
+        assert all(p.grad is not None for p in model.encoder.parameters() if p.requires_grad)
+        if decoder:
+            assert all(p.grad is not None for p in model.decoder.parameters() if p.requires_grad)

@@ -78,7 +78,9 @@ def run_to_end(args, log) -> str:
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
     ("sampled", ["--pl_teacher", "ema", "--pl_consistent_aug", "true", "--specaug", "specaug",
                  "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "time_mask_width_range=[0,2]"]),
-])
+    ("sampled", ["--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decoder_conf", "num_blocks=1",
+                 "--decoder_conf", "linear_units=16", "--decoder_conf", "attention_heads=2"]),  # hybrid
+], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled"])
 def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, variant):
     root, sets = corpus
     target, extra = variant
@@ -90,6 +92,8 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                 "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_cache_audio_mbytes"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
+    if "--decoder" in extra:  # the attention branch trained on the greedy transcripts, validated by accuracy
+        assert "loss_pl_att=" in summary and "pl_acc_att=" in summary and "acc=" in log.split("[valid]", 1)[1]
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
         assert "pl_churn=" in summary and 0.5 <= p <= 0.9

@@ -36,11 +36,13 @@ def test_import_from_a_model_zoo_folder(tmp_path):
     config = yaml.safe_load((seed / "config.yaml").read_text())
     assert config["normalize_conf"]["stats_file"] == str((tmp_path / "zoo/exp/stats/feats_stats.npz").resolve())
     architecture = yaml.safe_load((seed / "train_seed.yaml").read_text())
-    assert architecture["model_conf"]["ctc_weight"] == 1.0 and "decoder" not in architecture
+    # A hybrid seed stays whole: its attention decoder and weighting go on into the continuation.
+    assert architecture["model_conf"]["ctc_weight"] == 0.3 and architecture["decoder"] == "transformer"
+    assert architecture["decoder_conf"] == {"num_blocks": 2}
     assert "train_data_path_and_name_and_type" not in architecture and "max_epoch" not in architecture
     assert not {"distributed", "required", "version"} & set(architecture)  # not options: ESPnet would refuse them
     assert (seed / "tokens.txt").read_text().split() == TOKENS
-    assert env["seed_token_type"] == "char" and env["seed_init_param"].endswith(":::decoder")
+    assert env["seed_token_type"] == "char" and env["seed_init_param"] == str(seed / "valid.loss.ave.pth")
 
 
 def test_a_model_without_ctc_is_refused(tmp_path):

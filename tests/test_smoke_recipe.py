@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -91,6 +92,26 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     assert "seed imported from zoo" in out
     assert (recipe / "exp_zoo/asr_seed/decode_greedy/dev/scores.json").exists()
     assert (recipe / "exp_zoo/pl_hard/decode_greedy/test_other/scores.json").exists()
+
+    # A hybrid CTC/attention seed (ESPnet's usual models) stays whole through pseudo-labeling, hard and soft, and
+    # its PL models decode with stock ESPnet's joint CTC/attention beam search.
+    out = run_recipe(recipe, "--stage", "5", "--stop_stage", "9", "--expdir", "exp_hybrid", "--seed_config",
+                     str(REPO / "tests/conf/train_seed_hybrid_smoke.yaml"), "--supervised_baseline", "false", *common)
+    for run in ("pl_hard", "pl_soft"):
+        exp = recipe / "exp_hybrid" / run
+        assert (exp / "decode_greedy/test_other/scores.json").exists()
+        config = (exp / "config.yaml").read_text()
+        assert "decoder: transformer" in config and "ctc_weight: 0.3" in config
+        assert "loss_pl_att=" in (exp / "train.log").read_text()
+    joint = subprocess.run(
+        [sys.executable, "-m", "softpl.bin.asr_inference", "--asr_train_config",
+         "exp_hybrid/pl_soft/config.yaml", "--asr_model_file", "exp_hybrid/pl_soft/valid.acc.ave.pth",
+         "--data_path_and_name_and_type", "dump/raw/test_clean/wav.scp,speech,sound", "--ctc_weight", "0.3",
+         "--beam_size", "2", "--batch_size", "1", "--ngpu", "0", "--output_dir", "exp_hybrid/joint"],
+        cwd=recipe, env=run_env(), capture_output=True, text=True, timeout=600)
+    assert joint.returncode == 0, joint.stderr[-3000:]
+    hyps = (recipe / "exp_hybrid/joint/1best_recog/text").read_text().splitlines()
+    assert len(hyps) == len((recipe / "dump/raw/test_clean/text").read_text().splitlines())
 
     # A seed study: every stage-8 run repeated per seed, two runs at a time; stage 10 adds mean ± std per variant.
     out = run_recipe(recipe, "--stage", "8", *common[:-2], "--pl_configs", "hard", "--pl_seeds", "1 2",

@@ -104,7 +104,7 @@ def check_tokens(token_list: Path, text: Path, path: Path) -> None:
 def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
     config_path, weights = find_model(model_dir)
     config = yaml.safe_load(config_path.read_text())
-    ctc_weight = check_ctc(config, config_path)
+    check_ctc(config, config_path)
     tokens = config["token_list"]
     if isinstance(tokens, str):
         tokens = Path(absolute(tokens, model_dir, config_path.parent)).read_text().split()
@@ -124,12 +124,8 @@ def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
     options = {action.dest for action in CPLASRTask.get_parser()._actions}
     # Keep the model's options; drop run/data options and what ESPnet adds to a dumped config ("distributed").
     architecture = {k: v for k, v in config.items() if k in options and k not in RUN_OPTIONS + ESPNET_TRAINING_ONLY}
-    architecture["model_conf"] = {**config.get("model_conf", {}), "ctc_weight": 1.0}
-    architecture.pop("decoder", None)
-    architecture.pop("decoder_conf", None)
     (out / "train_seed.yaml").write_text(yaml.safe_dump(architecture, sort_keys=False, allow_unicode=True))
-    # A hybrid model's attention decoder is left out of the CTC-only continuation.
-    init_param = str(link) + (":::decoder" if ctc_weight < 1.0 else "")
+    init_param = str(link)  # the whole model, a hybrid one's attention decoder included
     env = {"seed_token_type": config.get("token_type", "char"), "seed_bpemodel": config["bpemodel"] or "",
            "seed_init_param": init_param}
     (out / "seed.env").write_text("".join(f"{k}='{v}'\n" for k, v in env.items()))

@@ -1,9 +1,12 @@
-"""CPLASRModel: ESPnet's CTC ASR model that also trains on pseudo-labeled (unlabeled) batches.
+"""CPLASRModel: ESPnet's ASR model that also trains on pseudo-labeled (unlabeled) batches.
 
-A labeled batch (``text`` present) is ESPnet's own CTC step (``ESPnetASRModel.forward``); in validation
-the model also reports greedy-CTC CER/WER and its posterior statistics. An unlabeled batch carries the
-pseudo-label tensors the trainer made (:mod:`softpl.train.cpl_trainer`), and the loss is chosen by
-``pl_target`` plus optional regularizers, all ``model_conf`` keys:
+A labeled batch (``text`` present) is ESPnet's own step (``ESPnetASRModel.forward``: CTC, or hybrid
+CTC/attention when ``ctc_weight`` < 1 and the model has a decoder); in validation the model also reports
+greedy-CTC CER/WER and its posterior statistics. Pseudo-labels come from the CTC branch, so ``ctc_weight`` must
+be > 0. An unlabeled batch carries the pseudo-label tensors the trainer made (:mod:`softpl.train.cpl_trainer`):
+the CTC branch's loss is chosen by ``pl_target`` plus optional regularizers (below); a hybrid model's attention
+branch trains on the greedy pseudo-transcript, and the two are weighted by ``ctc_weight`` as ESPnet weighs them
+(for ``hard`` targets that is ESPnet's own hybrid loss on the pseudo-transcript). ``model_conf`` keys:
 
 ==================  =====================================================================================
 key                 meaning
@@ -50,7 +53,7 @@ BLANK_HANDLING = ("none", "drop", "downweight", "factorized")
 
 
 class CPLASRModel(ESPnetASRModel):
-    """CTC-only ASR model with pseudo-label losses; registered in ESPnet as ``--model cpl``."""
+    """ESPnet ASR model (CTC or hybrid CTC/attention) with pseudo-label losses; ESPnet's ``--model cpl``."""
 
     def __init__(
         self,
@@ -71,10 +74,11 @@ class CPLASRModel(ESPnetASRModel):
     ):
         super().__init__(*args, sym_space=sym_space, **kwargs)
         self.sym_space = sym_space
-        if self.ctc_weight != 1.0:
+        if self.ctc_weight <= 0.0:
             raise ValueError(
-                f"model cpl is CTC-only: set model_conf.ctc_weight to 1.0 (got {self.ctc_weight})"
+                f"model cpl labels with its CTC branch: model_conf.ctc_weight must be > 0 (got {self.ctc_weight})"
             )
+        self.hybrid = self.decoder is not None and self.ctc_weight < 1.0
         choices = {"pl_target": (pl_target, PL_TARGETS), "soft_loss": (soft_loss, ("ce", "kl")),
                    "soft_reduction": (soft_reduction, ("utterance", "frame")),
                    "blank_handling": (blank_handling, BLANK_HANDLING)}
@@ -106,8 +110,8 @@ class CPLASRModel(ESPnetASRModel):
 
     @property
     def needs_transcripts(self) -> bool:
-        """Whether the unlabeled loss runs CTC on a (greedy or sampled) transcript."""
-        return self.pl_target in ("hard", "sampled") or self.mix_ctc_weight > 0
+        """Whether the unlabeled loss reads a (greedy or sampled) transcript: CTC on it, or the attention branch."""
+        return self.pl_target in ("hard", "sampled") or self.mix_ctc_weight > 0 or self.hybrid
 
     @property
     def needs_token_prior(self) -> bool:
@@ -152,7 +156,13 @@ class CPLASRModel(ESPnetASRModel):
 
     def _validation_forward(self, speech, speech_lengths, text, text_lengths):
         enc, enc_lens = self.encode(speech, speech_lengths)
-        loss = self.ctc(enc, enc_lens, text, text_lengths)
+        loss_ctc = self.ctc(enc, enc_lens, text, text_lengths)
+        loss, hybrid_stats = loss_ctc, {}
+        if self.hybrid:  # ESPnet's validation loss and attention accuracy (what hybrid recipes select by)
+            text = text[:, : text_lengths.max()]
+            loss_att, acc_att, _, _ = self._calc_att_loss(enc, enc_lens, text, text_lengths)
+            loss = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
+            hybrid_stats = {"loss_att": loss_att.detach(), "acc": acc_att}
         log_probs = self.ctc.log_softmax(enc)
         counts = {"char": None, "word": None}
         for hyp_ids, ref_ids in zip(greedy_ctc_decode(log_probs, enc_lens, self.blank_id),
@@ -164,7 +174,8 @@ class CPLASRModel(ESPnetASRModel):
                 counts[unit] = c if counts[unit] is None else counts[unit] + c
         stats = {
             "loss": loss.detach(),
-            "loss_ctc": loss.detach(),
+            "loss_ctc": loss_ctc.detach(),
+            **hybrid_stats,
             "cer_ctc": counts["char"].error_rate / 100,
             "wer_ctc": counts["word"].error_rate / 100,
             **posterior_stats(log_probs, enc_lens, self.blank_id),
@@ -187,6 +198,8 @@ class CPLASRModel(ESPnetASRModel):
         pl_frame_ids=None,
         pl_token_prior=None,
         pl_aug_seed=None,
+        pl_att_text=None,
+        pl_att_text_lengths=None,
     ):
         aug_seed = None if pl_aug_seed is None else int(pl_aug_seed.reshape(-1)[0])
         enc, enc_lens = self.encode(speech, speech_lengths, aug_seed=aug_seed)
@@ -236,6 +249,12 @@ class CPLASRModel(ESPnetASRModel):
             prior_kl = reg.marginal_prior_kl(log_probs, enc_lens, pl_token_prior.reshape(-1))
             loss = loss + self.prior_weight * reduction_scale * prior_kl
             stats["pl_prior_kl"] = prior_kl.detach()
+        if self.hybrid:  # the attention branch on the greedy transcript (pl_att_text when pl_text was sampled)
+            att_text = pl_text if pl_att_text is None else pl_att_text
+            att_lengths = pl_text_lengths if pl_att_text is None else pl_att_text_lengths
+            loss_att, acc_att, _, _ = self._calc_att_loss(enc, enc_lens, att_text, att_lengths)
+            loss = self.ctc_weight * loss + (1.0 - self.ctc_weight) * loss_att
+            stats["loss_pl_att"], stats["pl_acc_att"] = loss_att.detach(), acc_att
         student = posterior_stats(log_probs, enc_lens, self.blank_id)
         stats.update({f"pl_student_{k}": v for k, v in student.items()})
         stats["loss_pl"] = loss.detach()

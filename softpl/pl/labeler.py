@@ -74,6 +74,15 @@ def label_batch(
     return labels, greedy
 
 
+def pad_transcripts(transcripts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L) long token ids padded with -1 (ESPnet's ignore id) and their (B,) lengths, on CPU."""
+    lengths = torch.tensor([len(tokens) for tokens in transcripts], dtype=torch.long)
+    text = torch.full((len(transcripts), max(max(lengths.tolist(), default=0), 1)), -1, dtype=torch.long)
+    for b, tokens in enumerate(transcripts):
+        text[b, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    return text, lengths
+
+
 def pseudo_label_batch(
     labels: list[PseudoLabel], *, transcripts: bool, soft: bool, frame_ids: bool
 ) -> dict[str, torch.Tensor]:
@@ -85,11 +94,7 @@ def pseudo_label_batch(
     num_frames = max(label.num_frames for label in labels)
     batch: dict[str, torch.Tensor] = {}
     if transcripts:
-        lengths = torch.tensor([len(label.tokens) for label in labels], dtype=torch.long)
-        text = torch.full((len(labels), max(int(lengths.max()), 1)), -1, dtype=torch.long)
-        for b, label in enumerate(labels):
-            text[b, : len(label.tokens)] = torch.tensor(label.tokens, dtype=torch.long)
-        batch["pl_text"], batch["pl_text_lengths"] = text, lengths
+        batch["pl_text"], batch["pl_text_lengths"] = pad_transcripts([label.tokens for label in labels])
     if soft:
         values, indices = pack_soft_targets(labels, num_frames)
         batch["pl_soft_values"] = values

@@ -40,7 +40,7 @@ from espnet2.utils.types import str2bool
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, posterior_stats
 from softpl.pl.cache import PLCache, stored_nbytes
-from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs
+from softpl.pl.labeler import label_batch, pad_transcripts, pseudo_label_batch, teacher_log_probs
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -340,6 +340,8 @@ class SlimIPL:
         keys, batch = entry["keys"], dict(self._entry_audio(entry))
         batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
                                         soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
+        if model.hybrid and model.pl_target == "sampled":  # the attention branch learns the greedy transcript
+            batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts(entry["greedy"])
         if self.token_prior is not None:
             batch["pl_token_prior"] = self.token_prior
         if entry["aug_seed"] is not None:
