@@ -70,6 +70,11 @@ def run_to_end(args, log) -> str:
     return log.read_text()
 
 
+# A hybrid CTC/attention model (ESPnet's usual recipe shape), tiny.
+HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decoder_conf", "num_blocks=1",
+          "--decoder_conf", "linear_units=16", "--decoder_conf", "attention_heads=2")
+
+
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
               "--pl_dropout", "0.05", "--num_workers", "1"]),  # the unlabeled stream loaded by a worker
@@ -78,8 +83,7 @@ def run_to_end(args, log) -> str:
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
     ("sampled", ["--pl_teacher", "ema", "--pl_consistent_aug", "true", "--specaug", "specaug",
                  "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "time_mask_width_range=[0,2]"]),
-    ("sampled", ["--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decoder_conf", "num_blocks=1",
-                 "--decoder_conf", "linear_units=16", "--decoder_conf", "attention_heads=2"]),  # hybrid
+    ("sampled", list(HYBRID)),
 ], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled"])
 def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, variant):
     root, sets = corpus
@@ -102,15 +106,17 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()
 
 
-def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path):
+@pytest.mark.parametrize("model", [(), HYBRID], ids=["ctc", "hybrid"])
+def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path, model):
     root, sets = corpus
     reference = tmp_path / "reference"
     expected = step_losses(run_to_end(cpl_train_args(root, sets, reference, "--max_epoch", "3", "--model_conf",
-                                                     "pl_target=soft"), tmp_path / "reference.log"))
+                                                     "pl_target=soft", *model), tmp_path / "reference.log"))
     assert len([k for k in expected if k[0] == 3]) == 12
 
     killed = tmp_path / "killed"
-    args = cpl_train_args(root, sets, killed, "--max_epoch", "3", "--model_conf", "pl_target=soft", "--resume", "true")
+    args = cpl_train_args(root, sets, killed, "--max_epoch", "3", "--model_conf", "pl_target=soft", *model,
+                          "--resume", "true")
     log = tmp_path / "killed.log"
     proc = cpl_train(args, log, start_new_session=True)
     deadline = time.time() + 600
