@@ -62,3 +62,15 @@ def test_ranks_stream_in_their_own_orders_and_an_empty_set_is_refused():
     factory.sampler = FakeSampler([])
     with pytest.raises(ValueError, match="unlabeled set gave no batches"):
         UnlabeledStream(factory, seed=1, rank=0, num_workers=0)
+
+
+def test_loading_leaves_the_global_rng_alone():
+    """A resumed run starts a new loader; had it drawn from the global RNG, every later dropout mask would shift."""
+    stream = UnlabeledStream(FakeFactory(), seed=1, rank=0, num_workers=0)
+    torch.manual_seed(5)
+    take(stream, 3)
+    stream.seek(stream.position)
+    take(stream, 2)
+    after = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(3))

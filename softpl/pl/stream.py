@@ -65,9 +65,12 @@ class UnlabeledStream:
     def next(self) -> tuple[list[str], dict[str, torch.Tensor]]:
         if self._loader is None:
             source = _StreamFrom(self.factory, self.batches, self.seed, self.rank, self.position)
+            # Its own generator: a DataLoader iterator draws its workers' base seed from it, and a draw from
+            # the global RNG would shift every dropout mask after a resume (which starts a new iterator).
             self._loader = iter(torch.utils.data.DataLoader(
                 source, batch_size=None, num_workers=self.num_workers,
-                prefetch_factor=2 if self.num_workers > 0 else None))
+                prefetch_factor=2 if self.num_workers > 0 else None,
+                generator=torch.Generator().manual_seed(self.seed * 1009 + self.rank)))
         position, keys, batch = next(self._loader)
         if tuple(position) != self.position:
             raise RuntimeError(f"unlabeled stream out of step: expected batch {self.position}, got {position}")
