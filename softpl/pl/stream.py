@@ -42,7 +42,9 @@ class UnlabeledStream:
     Args:
         factory: the unlabeled set's ESPnet SequenceIterFactory (its dataset, collate_fn and batches are used).
         seed, rank: seed the pass orders (each rank streams its own shard in its own order).
-        num_workers: DataLoader worker processes (0: load in the training process, when asked).
+        num_workers: ESPnet's --num_workers; the stream uses at most one worker process (0: load in the training
+            process), which reads two batches ahead: labeling needs a new batch only every 1/p unlabeled updates,
+            and one iterable stream split over several workers would hand out every batch once per worker.
     """
 
     def __init__(self, factory, seed: int, rank: int, num_workers: int) -> None:
@@ -50,7 +52,7 @@ class UnlabeledStream:
         self.batches = factory.sampler.generate(0)
         if not self.batches:
             raise ValueError("the unlabeled set gave no batches: check --unlabeled_data_path_and_name_and_type")
-        self.seed, self.rank, self.num_workers = seed, rank, num_workers
+        self.seed, self.rank, self.num_workers = seed, rank, min(num_workers, 1)
         self.position = (0, 0)  # (pass, index in the pass) of the next batch
         self._loader: Iterator | None = None
 
