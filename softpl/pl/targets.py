@@ -79,8 +79,7 @@ class SoftTarget:
 
     def to_dense(self, device: torch.device | str | None = None) -> torch.Tensor:
         """(T, V) fp32 probabilities, made on ``device`` (default: where the target is)."""
-        values, indices = pack_soft_targets([PseudoLabel([], torch.zeros(self.num_frames), self, self.num_frames)],
-                                            self.num_frames)
+        values, indices = stack_soft_targets([self], self.num_frames)
         device = values.device if device is None else device
         return expand_soft_targets(values.to(device), None if indices is None else indices.to(device),
                                    self.vocab_size)[0]
@@ -127,17 +126,22 @@ def pack_soft_targets(
                 f"utterance {b} of the batch stores its soft target differently from utterance 0 "
                 "(vocabulary or storage): all pseudo-labels of a batch must come from one labeling pass"
             )
+    return stack_soft_targets([label.soft for label in labels], num_frames)
+
+
+def stack_soft_targets(softs: list[SoftTarget], num_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The padding of :func:`pack_soft_targets`, for soft targets of one storage kind already checked."""
+    first = softs[0]
     if first.counts is None:
-        values = torch.zeros(len(labels), num_frames, first.vocab_size, dtype=first.values.dtype)
-        for b, label in enumerate(labels):
-            values[b, : label.num_frames] = label.soft.values
+        values = torch.zeros(len(softs), num_frames, first.vocab_size, dtype=first.values.dtype)
+        for b, soft in enumerate(softs):
+            values[b, : soft.num_frames] = soft.values
         return values, None
-    width = max(int(label.soft.counts.max()) for label in labels if label.num_frames)
-    values = torch.zeros(len(labels), num_frames, width, dtype=first.values.dtype)
-    indices = torch.zeros(len(labels), num_frames, width, dtype=first.indices.dtype)
-    slots = torch.arange(width)
-    for b, label in enumerate(labels):
-        soft, frames = label.soft, label.num_frames
+    width = max((int(soft.counts.max()) for soft in softs if soft.num_frames), default=1)
+    values = torch.zeros(len(softs), num_frames, width, dtype=first.values.dtype)
+    indices = torch.zeros(len(softs), num_frames, width, dtype=first.indices.dtype)
+    for b, soft in enumerate(softs):
+        frames = soft.num_frames
         if not frames:
             continue
         counts = soft.counts.long()
