@@ -81,7 +81,7 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
         labeled_s = timed(lambda b: train_step(plugin, opt, **b), batches, device)
 
         def make_labels(b, keep_soft):
-            log_probs, lengths = teacher_log_probs(plugin, b["speech"], b["speech_lengths"])
+            log_probs, lengths, _ = teacher_log_probs(plugin, b["speech"], b["speech_lengths"])
             return label_batch(log_probs, lengths, keep_soft=keep_soft, topk=8, blank_id=0)[0]
 
         label_hard_s = timed(lambda b: make_labels(b, False), batches, device)

@@ -121,7 +121,7 @@ def main() -> None:
     results["plugin labeled step"] = timed(lambda b: train_step(plugin, opt, **labeled(*b)), batches, device)
 
     def make_labels(batch, keep_soft, topk=8):
-        log_probs, lengths = teacher_log_probs(plugin, *batch)
+        log_probs, lengths, _ = teacher_log_probs(plugin, *batch)
         labels, _ = label_batch(log_probs, lengths, keep_soft=keep_soft, topk=topk, blank_id=0)
         return labels
 
@@ -160,7 +160,7 @@ def main() -> None:
         print(f"{name:55s} {seconds * 1000:8.1f} ms   x{seconds / base:.3f} of stock   x{seconds / labeled_step:.3f} of labeled")
 
     # Soft-cache bytes per utterance, on the posteriors of the (untrained) model for real audio.
-    log_probs, lengths = teacher_log_probs(plugin, *batches[0])
+    log_probs, lengths, _ = teacher_log_probs(plugin, *batches[0])
     probs = log_probs.exp().cpu()
     full = np.mean([compress_posteriors(probs[b, : lengths[b]], None).nbytes for b in range(len(lengths))])
     print(f"soft cache, full fp32: {full:.0f} bytes per utterance (V={probs.shape[-1]})")

@@ -83,8 +83,8 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
     ("sampled", ["--pl_teacher", "ema", "--pl_consistent_aug", "true", "--specaug", "specaug",
                  "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "time_mask_width_range=[0,2]"]),
-    ("sampled", list(HYBRID)),
-], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled"])
+    ("sampled", [*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2"]),
+], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled_beam"])
 def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, variant):
     root, sets = corpus
     target, extra = variant
@@ -96,7 +96,7 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                 "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_cache_audio_mbytes"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
-    if "--decoder" in extra:  # the attention branch trained on the greedy transcripts, validated by accuracy
+    if "--decoder" in extra:  # the attention branch trained on the beam transcripts, validated by accuracy
         assert "loss_pl_att=" in summary and "pl_acc_att=" in summary and "acc=" in log.split("[valid]", 1)[1]
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
@@ -106,7 +106,8 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()
 
 
-@pytest.mark.parametrize("model", [(), HYBRID], ids=["ctc", "hybrid"])
+@pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2")],
+                         ids=["ctc", "hybrid_beam"])
 def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path, model):
     root, sets = corpus
     reference = tmp_path / "reference"
@@ -135,6 +136,12 @@ def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus
     for epoch in (2, 3):
         steps = sorted(k for k in expected if k[0] == epoch)
         assert [resumed[k] for k in steps] == [expected[k] for k in steps], f"epoch {epoch} differs after resume"
+
+
+def test_beam_transcripts_need_a_hybrid_model(corpus, tmp_path):
+    root, sets = corpus
+    with pytest.raises(ValueError, match="--pl_transcript beam needs a hybrid CTC/attention model"):
+        CPLASRTask.main(cmd=cpl_train_args(root, sets, tmp_path / "exp", "--pl_transcript", "beam"))
 
 
 def test_alarm_inputs_are_means_over_every_ranks_labelings():

@@ -62,7 +62,7 @@ def test_labeling_syncs_per_batch_not_per_utterance(tmp_path, host_syncs):
     for size in (2, 8):
         speech, lengths = torch.randn(size, 9, 8), torch.randint(5, 10, (size,))
         host_syncs.clear()
-        log_probs, enc_lens = teacher_log_probs(model, speech, lengths)
+        log_probs, enc_lens, _ = teacher_log_probs(model, speech, lengths)
         label_batch(log_probs, enc_lens, keep_soft=True, topk=2, blank_id=0)
         counts.append(sum(host_syncs.values()))
     # transcripts (2), frame ids, kept values, their indices and mask, lengths: 7 copies to the host per batch

@@ -2,16 +2,16 @@
 
 A labeled batch (``text`` present) is ESPnet's own step (``ESPnetASRModel.forward``: CTC, or hybrid
 CTC/attention when ``ctc_weight`` < 1 and the model has a decoder); in validation the model also reports
-greedy-CTC CER/WER and its posterior statistics. Pseudo-labels come from the CTC branch, so ``ctc_weight`` must
-be > 0. An unlabeled batch carries the pseudo-label tensors the trainer made (:mod:`softpl.train.cpl_trainer`):
+greedy-CTC CER/WER and its posterior statistics. Frame-level pseudo-labels come from the CTC branch, so
+``ctc_weight`` must be > 0. An unlabeled batch carries the pseudo-label tensors the trainer made (:mod:`softpl.train.cpl_trainer`):
 the CTC branch's loss is chosen by ``pl_target`` plus optional regularizers (below); a hybrid model's attention
-branch trains on the greedy pseudo-transcript, and the two are weighted by ``ctc_weight`` as ESPnet weighs them
+branch trains on the pseudo-transcript (greedy CTC, or the trainer's joint beam search), and the two are weighted by ``ctc_weight`` as ESPnet weighs them
 (for ``hard`` targets that is ESPnet's own hybrid loss on the pseudo-transcript). ``model_conf`` keys:
 
 ==================  =====================================================================================
 key                 meaning
 ==================  =====================================================================================
-pl_target           ``hard``: CTC on the greedy transcript (slimIPL) · ``soft``: frame-level CE/KL against
+pl_target           ``hard``: CTC on the pseudo-transcript (slimIPL) · ``soft``: frame-level CE/KL against
                     the cached posteriors · ``frame_hard``: frame-level CE against the per-frame argmax (no
                     CTC) · ``sampled``: CTC on a path sampled from the tempered posteriors, collapsed
 soft_loss           ``ce`` or ``kl`` (same gradient; KL reads 0 when student == teacher)
@@ -21,7 +21,7 @@ soft_reduction      ``utterance``: sum over frames, mean over utterances, as ESP
                     prototype's, with soft_scale 20). It applies to every frame term: the soft or frame CE,
                     the entropy term and the prior KL
 soft_scale          multiplier of the soft (or frame_hard) loss
-mix_ctc_weight      λ: adds λ · CTC(greedy transcript) to the frame-level loss (soft + hard mixture)
+mix_ctc_weight      λ: adds λ · CTC(pseudo-transcript) to the frame-level loss (soft + hard mixture)
 entropy_weight      β: adds β · frame entropy of the student, reduced as the soft loss (β > 0 sharpens,
                     β < 0 smooths); β = -0.1 weighs a frame's entropy a tenth of its soft CE
 blank_handling      ``none`` · ``drop``/``downweight``: frame weight ``blank_weight`` on blank-dominated

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from typing import Iterator
 
 import torch
@@ -40,13 +41,43 @@ def teacher_mode(model: torch.nn.Module, *, dropout: bool = False, augment: bool
             module.training = training
 
 
+def joint_beam_search(model, beam_size: int, ctc_weight: float):
+    """ESPnet's batched joint CTC/attention beam search over ``model``'s decoder and CTC (no LM, no length
+    bonus), as ``espnet2.bin.asr_inference`` builds it: the pseudo-transcripts of ``--pl_transcript beam``.
+
+    The search logs several INFO lines per utterance; in a training process they would bury ESPnet's training
+    log, so its loggers are set to WARNING here.
+    """
+    from espnet2.legacy.nets import batch_beam_search, beam_search
+    from espnet2.legacy.nets.batch_beam_search import BatchBeamSearch
+    from espnet2.legacy.nets.scorers.ctc import CTCPrefixScorer
+
+    for module in (batch_beam_search, beam_search):
+        logging.getLogger(module.__name__).setLevel(logging.WARNING)
+    return BatchBeamSearch(
+        beam_size=beam_size,
+        weights={"decoder": 1.0 - ctc_weight, "ctc": ctc_weight},
+        scorers={"decoder": model.decoder, "ctc": CTCPrefixScorer(ctc=model.ctc, eos=model.eos)},
+        sos=model.sos, eos=model.eos, vocab_size=len(model.token_list), token_list=model.token_list,
+        pre_beam_score_key=None if ctc_weight == 1.0 else "full",
+    )
+
+
 def teacher_log_probs(
-    model, speech: torch.Tensor, speech_lengths: torch.Tensor, *, dropout: bool = False, aug_seed: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, V) fp32 CTC log-posteriors and (B,) encoder lengths of the teacher on one batch."""
+    model, speech: torch.Tensor, speech_lengths: torch.Tensor, *, dropout: bool = False,
+    aug_seed: int | None = None, beam_search=None,
+) -> tuple[torch.Tensor, torch.Tensor, list[list[int]] | None]:
+    """(B, T, V) fp32 CTC log-posteriors and (B,) encoder lengths of the teacher on one batch, and with
+    ``beam_search`` (:func:`joint_beam_search` of the same model) the best transcript of each utterance from the
+    same encoder output (token ids without sos/eos and blank; None without it)."""
     with teacher_mode(model, dropout=dropout, augment=aug_seed is not None):
         enc, enc_lens = model.encode(speech, speech_lengths, aug_seed=aug_seed)
-        return model.ctc.log_softmax(enc).float(), enc_lens
+        transcripts = None
+        if beam_search is not None:
+            special = {model.sos, model.eos, model.blank_id}
+            transcripts = [[t for t in nbest[0].yseq.tolist() if t not in special]
+                           for nbest in beam_search(x=enc, x_lengths=enc_lens)]
+        return model.ctc.log_softmax(enc).float(), enc_lens, transcripts
 
 
 def label_batch(
@@ -59,19 +90,23 @@ def label_batch(
     sample_temperature: float | None = None,
     generator: torch.Generator | None = None,
     blank_id: int = 0,
+    transcripts: list[list[int]] | None = None,
 ) -> tuple[list[PseudoLabel], list[list[int]]]:
-    """Pseudo-labels of one batch, plus the greedy transcripts (for diagnostics).
+    """Pseudo-labels of one batch, plus its pseudo-transcripts: the greedy CTC ones, or ``transcripts`` when
+    given (joint beam search).
 
     With ``sample_temperature`` each label's ``tokens`` is a path sampled from the tempered posteriors and
-    collapsed (the ``sampled`` target); otherwise it is the greedy transcript.
+    collapsed (the ``sampled`` target); otherwise it is the pseudo-transcript.
     """
     labels = make_pseudo_labels(log_probs, lengths, keep_soft=keep_soft, topk=topk, soft_mass=soft_mass,
                                 blank_id=blank_id)
-    greedy = [label.tokens for label in labels]
+    if transcripts is not None:
+        labels = [dataclasses.replace(label, tokens=tokens) for label, tokens in zip(labels, transcripts)]
+    pseudo_transcripts = [label.tokens for label in labels]
     if sample_temperature is not None:
         sampled = sample_paths(log_probs, lengths, sample_temperature, generator=generator, blank_id=blank_id)
         labels = [dataclasses.replace(label, tokens=tokens) for label, tokens in zip(labels, sampled)]
-    return labels, greedy
+    return labels, pseudo_transcripts
 
 
 def pad_transcripts(transcripts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

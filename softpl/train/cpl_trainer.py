@@ -40,7 +40,8 @@ from espnet2.utils.types import str2bool
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, posterior_stats
 from softpl.pl.cache import PLCache, stored_nbytes
-from softpl.pl.labeler import label_batch, pad_transcripts, pseudo_label_batch, teacher_log_probs
+from softpl.pl.labeler import (joint_beam_search, label_batch, pad_transcripts, pseudo_label_batch,
+                               teacher_log_probs)
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -63,6 +64,9 @@ class CPLTrainerOptions(TrainerOptions):
     pl_soft_topk: int
     pl_soft_mass: float
     pl_sample_temperature: float
+    pl_transcript: str
+    pl_beam_size: int
+    pl_beam_ctc_weight: float
     pl_consistent_aug: bool
     pl_diag_interval: int
     pl_prior_batches: int
@@ -105,6 +109,14 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                             "probability (at most --pl_soft_topk); 1: always pl_soft_topk tokens")
     group.add_argument("--pl_sample_temperature", type=float, default=1.0,
                        help="temperature of the posteriors paths are sampled from (pl_target sampled)")
+    group.add_argument("--pl_transcript", choices=("greedy", "beam"), default="greedy",
+                       help="pseudo-transcript: greedy CTC, or (hybrid CTC/attention models) ESPnet's joint "
+                            "CTC/attention beam search; read by the hard target, by mix_ctc_weight and by the "
+                            "attention branch")
+    group.add_argument("--pl_beam_size", type=int, default=4, choices=range(1, 1001), metavar="1-1000",
+                       help="beam size of --pl_transcript beam")
+    group.add_argument("--pl_beam_ctc_weight", type=float, default=0.3,
+                       help="CTC weight of --pl_transcript beam's joint scores (the decoder has 1 - this)")
     group.add_argument("--pl_consistent_aug", type=str2bool, default=False,
                        help="the teacher labels with the SpecAugment masks the student will see")
     group.add_argument("--pl_diag_interval", type=int, default=20,
@@ -184,6 +196,9 @@ class SlimIPL:
         self.stream = UnlabeledStream(unlabeled, options.seed, rank, options.num_workers)
         self.text_ref = text_ref
         self.keep_soft = model.needs_soft_targets
+        if options.pl_transcript == "beam" and not model.hybrid:
+            raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
+                             "this model has only its CTC branch: use --pl_transcript greedy")
         self.cache = PLCache(options.pl_cache_size, options.pl_refresh_prob, seed=options.seed * 1000 + rank)
         self.alarm = CollapseAlarm(
             max_blank_rate=options.pl_collapse_max_blank_rate,
@@ -221,43 +236,51 @@ class SlimIPL:
     def _labeler(self, model):
         return self.teacher.module if self.teacher is not None else model
 
+    def _teacher_pass(self, model, batch: dict, device: str, **mode):
+        """The labeler's log-posteriors, lengths and (``--pl_transcript beam``) joint beam-search transcripts."""
+        labeler = self._labeler(model)
+        search = None
+        if self.opt.pl_transcript == "beam":
+            search = joint_beam_search(labeler, self.opt.pl_beam_size, self.opt.pl_beam_ctc_weight)
+        return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
+                                 beam_search=search, **mode)
+
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
         keys, batch = self.stream.next()
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
-        log_probs, lengths = teacher_log_probs(
-            self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device),
-            dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed,
-        )
+        log_probs, lengths, transcripts = self._teacher_pass(
+            model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
         sampled = model.pl_target == "sampled"
-        labels, greedy = label_batch(
+        labels, pseudo_transcripts = label_batch(
             log_probs, lengths, keep_soft=self.keep_soft, topk=self.opt.pl_soft_topk or None,
             soft_mass=self.opt.pl_soft_mass,
             sample_temperature=self.opt.pl_sample_temperature if sampled else None,
             generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
+            transcripts=transcripts,
         )
-        self._record_diagnostics(model, keys, log_probs, lengths, greedy)
-        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "greedy": greedy, "audio": batch}
+        self._record_diagnostics(model, keys, log_probs, lengths, pseudo_transcripts)
+        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "transcripts": pseudo_transcripts,
+                "audio": batch}
 
-    def _record_diagnostics(self, model, keys, log_probs, lengths, greedy) -> None:
+    def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
         for name, value in zip(stats, torch.stack(list(stats.values())).tolist()):  # one copy to the host
             self.diag[f"pl_{name}"].append(value)
-        tokens_per_frame = sum(map(len, greedy)) / max(int(lengths.sum()), 1)
+        tokens_per_frame = sum(map(len, transcripts)) / max(int(lengths.sum()), 1)
         self.diag["pl_length_ratio"].append(tokens_per_frame / self.labeled_tokens_per_frame)
-        refs = [(self.text_ref[key], ids) for key, ids in zip(keys, greedy) if key in self.text_ref]
+        refs = [(self.text_ref[key], ids) for key, ids in zip(keys, transcripts) if key in self.text_ref]
         if refs:
             counts = [align(ref.split(), model.ids_to_text(ids).split()) for ref, ids in refs]
             errors, words = sum(c.errors for c in counts), sum(c.n_ref for c in counts)
             self.diag["pl_wer_vs_ref"].append(100.0 * errors / max(words, 1))
 
     def _churn(self, model, entry: dict, device: str) -> float:
-        """Token edit rate between an entry's cached greedy PLs and what the labeler says about it now."""
-        batch = self._entry_audio(entry)
-        log_probs, lengths = teacher_log_probs(
-            self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
-        now, _ = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
-        counts = [align(list(map(str, old)), list(map(str, new.tokens))) for old, new in zip(entry["greedy"], now)]
+        """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
+        log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_audio(entry), device)
+        _, now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
+                             transcripts=transcripts)
+        counts = [align(list(map(str, old)), list(map(str, new))) for old, new in zip(entry["transcripts"], now)]
         return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)
 
     # ---- the loop ----------------------------------------------------------------------------------
@@ -277,7 +300,7 @@ class SlimIPL:
         seed = self.opt.seed * 1000 + 900 + self.rank  # not self.generator: that would shift every later PL draw
         for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
             _, batch = self._load(self.labeled, list(keys))
-            log_probs, lengths = teacher_log_probs(
+            log_probs, lengths, _ = teacher_log_probs(
                 self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
             labels, greedy = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
             for ids in greedy:
@@ -340,8 +363,8 @@ class SlimIPL:
         keys, batch = entry["keys"], dict(self._entry_audio(entry))
         batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
                                         soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
-        if model.hybrid and model.pl_target == "sampled":  # the attention branch learns the greedy transcript
-            batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts(entry["greedy"])
+        if model.hybrid and model.pl_target == "sampled":  # the attention branch learns the pseudo-transcript
+            batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts(entry["transcripts"])
         if self.token_prior is not None:
             batch["pl_token_prior"] = self.token_prior
         if entry["aug_seed"] is not None:
@@ -402,6 +425,9 @@ class SlimIPL:
 
     def load_state_dict(self, state: dict, model) -> None:
         self.cache.load_state_dict(state["cache"])
+        for entry in self.cache.entries:  # states saved before --pl_transcript called them "greedy"
+            if "greedy" in entry:
+                entry["transcripts"] = entry.pop("greedy")
         self.alarm.load_state_dict(state["alarm"])
         self.generator.set_state(state["generator"])
         self.started = state["started"]
