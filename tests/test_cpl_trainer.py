@@ -163,3 +163,13 @@ def test_alarm_inputs_are_means_over_every_ranks_labelings():
     seen0, seen1 = alarm_inputs(rank0, other_ranks(rank1)), alarm_inputs(rank1, other_ranks(rank0))
     assert seen0 == seen1 == pytest.approx({"blank_rate": 2.06 / 3, "mi_proxy": 2.0, "length_ratio": 0.5})
     assert alarm_inputs({"pl_churn": [0.1]}, lambda totals: None) == {}  # nothing labeled: nothing to judge
+
+
+def test_states_of_earlier_versions_are_upgraded_to_todays_layout():
+    from softpl.train.cpl_trainer import upgrade_state
+
+    old = {"stream_pass": 2, "stream_pos": 5, "cache": {"entries": [{"keys": ["u1"], "greedy": [[3, 4]]}]}}
+    new = upgrade_state(old)
+    assert new["stream"] == (2, 5) and "stream_pass" not in new and "stream_pos" not in new
+    assert new["cache"]["entries"] == [{"keys": ["u1"], "transcripts": [[3, 4]]}]
+    assert upgrade_state(new) == new  # today's layout passes unchanged

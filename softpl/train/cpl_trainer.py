@@ -176,6 +176,18 @@ def alarm_inputs(diag: Mapping[str, list[float]], reduce_sum: Callable[[torch.Te
             for key, (total, count) in zip(ALARM_INPUTS, totals.tolist()) if count > 0}
 
 
+def upgrade_state(state: dict) -> dict:
+    """A saved SlimIPL state in today's layout: states of earlier versions kept the stream position in two keys
+    and called the cached pseudo-transcripts "greedy" (before ``--pl_transcript``)."""
+    state = dict(state)
+    if "stream_pass" in state:
+        state["stream"] = (state.pop("stream_pass"), state.pop("stream_pos"))
+    for entry in state["cache"]["entries"]:
+        if "greedy" in entry:
+            entry["transcripts"] = entry.pop("greedy")
+    return state
+
+
 class SlimIPL:
     """Pseudo-labeling state and loop of one training process (one rank: its own cache over its own shard).
 
@@ -405,39 +417,37 @@ class SlimIPL:
             path.write_text(json.dumps({"step": self.alarm.fired_step, "reason": self.alarm.fired_reason}) + "\n")
 
     # ---- exact resume --------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def _state_fields(self) -> dict[str, tuple[Callable[[], object], Callable[[object], None]]]:
+        """Every piece of state a resume needs, as name -> (get, set): the one list that saving and loading
+        both read. The EMA teacher is restored apart (:meth:`load_state_dict`): it is rebuilt from the model."""
+        def attribute(name: str):
+            return (lambda: getattr(self, name)), (lambda value: setattr(self, name, value))
+
         return {
-            "cache": {**self.cache.state_dict(),  # without the audio: reloaded at first use after a resume
-                      "entries": [{k: v for k, v in e.items() if k != "audio"} for e in self.cache.entries]},
-            "alarm": self.alarm.state_dict(),
-            "generator": self.generator.get_state(),
-            "teacher": None if self.teacher is None else self.teacher.state_dict(),
-            "started": self.started,
-            "updates": self.updates,
-            "unlabeled_updates": self.unlabeled_updates,
-            "stream_pass": self.stream.position[0],
-            "stream_pos": self.stream.position[1],
-            "token_prior": self.token_prior,
-            "labeled_tokens_per_frame": self.labeled_tokens_per_frame,
-            "refresh_prob": self.refresh_prob,
-            "diag": {key: list(values) for key, values in self.diag.items()},
+            "cache": (self._cache_state, self.cache.load_state_dict),
+            "alarm": (self.alarm.state_dict, self.alarm.load_state_dict),
+            "generator": (self.generator.get_state, self.generator.set_state),
+            "stream": (lambda: self.stream.position, self.stream.seek),
+            "diag": (lambda: {key: list(values) for key, values in self.diag.items()},
+                     lambda diag: setattr(self, "diag", defaultdict(list, diag))),
+            **{name: attribute(name) for name in ("started", "updates", "unlabeled_updates", "token_prior",
+                                                  "labeled_tokens_per_frame", "refresh_prob")},
         }
 
+    def _cache_state(self) -> dict:
+        """The cache's state without the audio (reloaded at first use after a resume)."""
+        return {**self.cache.state_dict(),
+                "entries": [{k: v for k, v in e.items() if k != "audio"} for e in self.cache.entries]}
+
+    def state_dict(self) -> dict:
+        state = {name: get() for name, (get, _) in self._state_fields().items()}
+        state["teacher"] = None if self.teacher is None else self.teacher.state_dict()
+        return state
+
     def load_state_dict(self, state: dict, model) -> None:
-        self.cache.load_state_dict(state["cache"])
-        for entry in self.cache.entries:  # states saved before --pl_transcript called them "greedy"
-            if "greedy" in entry:
-                entry["transcripts"] = entry.pop("greedy")
-        self.alarm.load_state_dict(state["alarm"])
-        self.generator.set_state(state["generator"])
-        self.started = state["started"]
-        self.updates = state["updates"]
-        self.unlabeled_updates = state["unlabeled_updates"]
-        self.stream.seek((state["stream_pass"], state["stream_pos"]))
-        self.token_prior = state["token_prior"]
-        self.labeled_tokens_per_frame = state["labeled_tokens_per_frame"]
-        self.refresh_prob = state["refresh_prob"]
-        self.diag = defaultdict(list, state["diag"])
+        state = upgrade_state(state)
+        for name, (_, set_value) in self._state_fields().items():
+            set_value(state[name])
         if self.started:
             self._lower_dropout(model)
         if state["teacher"] is not None:
