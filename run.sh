@@ -11,6 +11,7 @@ set -euo pipefail
 
 softpl_root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 invocation="$(basename "$PWD")/run.sh $*"  # recorded in RESULTS.md
+engine_args=("$@")  # this call's options, written into each experiment's run.sh (which reproduces it)
 if [ ! -f local/data.sh ]; then
   # Not in a recipe: run the embedded default recipe.
   cd "$softpl_root/egs/synth_en"
@@ -19,7 +20,10 @@ fi
 
 # ---- options (ESPnet names where ESPnet has one) --------------------------------------------------
 stage=1                  # first stage to run
-stop_stage=10            # last stage to run
+stop_stage=10            # last stage to run (11, model export, runs when asked: --stage 11 --stop_stage 11)
+skip_data_prep=false     # skip stages 1-4 (data preparation, formatting, filtering, token list)
+skip_train=false         # skip stages 5, 6 and 8 (statistics and training)
+skip_eval=false          # skip stages 7, 9 and 10 (decoding, scoring, report)
 nj=2                     # parallel jobs for data preparation, formatting, stats, decoding
 ngpu=0                   # GPUs per node for training, and for decoding (0: CPU)
 num_nodes=1              # training nodes; > 1 goes through ESPnet's launcher (espnet2.bin.launch) with --train_cmd
@@ -53,6 +57,11 @@ decode_model=""          # stages 7, 9: the checkpoint decoded, for every row al
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
                          #   config (valid.<metric>.ave.pth; continuation runs inherit the seed config's criterion)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
+inference_nj=""          # stages 7, 9: decoding jobs per set (default: --nj), through decode_cmd/cuda_cmd of cmd.sh
+gpu_inference=false      # stages 7, 9: decode on GPU (one per job; cuda_cmd), else on CPU (decode_cmd)
+decode_cmd=""            # Kaldi-style job command for decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
+cuda_cmd=""              # the same for GPU decoding (--gpu_inference true)
+export_models=""         # stage 11: runs exported for stock ESPnet and packed (default: the seed and every stage-8 run)
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
 dumpdir=dump             # formatted data
 expdir=exp               # experiments
@@ -68,14 +77,17 @@ Stages:
   4  token list (sentencepiece, labeled text)   -> data/token_list/<token_type>
   5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>
   6  seed training (stock espnet2.bin.asr_train) -> exp/asr_seed
-  7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy/<set>, exp/RESULTS.md
+  7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy_<model>/<set>, exp/RESULTS.md
   8  continuous pseudo-labeling from the seed, one run per --pl_configs entry -> exp/pl_<name>;
      plus the supervised-only ESPnet continuation with as many updates  -> exp/asr_supervised_cont
-  9  decode + score the runs of stage 8         -> exp/<run>/decode_greedy/<set>
+  9  decode + score the runs of stage 8         -> exp/<run>/decode_greedy_<model>/<set>
   10 report: RESULTS.md (baselines first, then PL variants) + curves -> exp/RESULTS.md, exp/plots/
+  11 export for stock ESPnet (config without softpl) + pack (espnet2.bin.pack asr) -> exp/<run>/<run>_<model>.zip
+     (not run by default: --stage 11 --stop_stage 11)
 
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
+  --skip_data_prep (${skip_data_prep}) --skip_train (${skip_train}) --skip_eval (${skip_eval})  as ESPnet's asr.sh
   --num_nodes (${num_nodes}) --train_cmd ("${train_cmd}")  multi-node training through ESPnet's launcher
   --force (${force})            redo stages even if done with the same options
   --skip_bad (${skip_bad})      stage 2: drop bad utterances and list them instead of stopping
@@ -91,6 +103,9 @@ Options (default):
   --pl_nj (${pl_nj})            stage-8 runs trained at once
   --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
+  --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs per set, on GPU or CPU
+  --decode_cmd ("${decode_cmd}") --cuda_cmd ("${cuda_cmd}")  job commands of cmd.sh (empty: local processes)
+  --export_models ("${export_models}")  stage 11: runs to export (default: the seed and every stage-8 run)
   --dumpdir (${dumpdir}) --expdir (${expdir})
 EOF
 }
@@ -98,6 +113,8 @@ EOF
 [ $# -eq 0 ] || { echo "run.sh: unexpected argument '$1' (see --help)" >&2; exit 1; }
 [[ "$pl_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --pl_nj must be a positive integer, got '$pl_nj'" >&2; exit 1; }
 seed_exp=${seed_exp:-$expdir/asr_seed}
+inference_nj=${inference_nj:-$nj}
+[[ "$inference_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --inference_nj must be a positive integer, got '$inference_nj'" >&2; exit 1; }
 
 # ---- environment ----------------------------------------------------------------------------------
 "$softpl_root/utils/setup_env.sh"
@@ -124,7 +141,51 @@ train() {  # train <log file> <python module> <options...>
     $python -m "$module" "$@" --ngpu "$ngpu" > "$log_file" 2>&1
   fi
 }
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+run_stage() {  # run_stage <N>: in --stage..--stop_stage and not in a group the skip_* options turn off
+  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
+  case $1 in
+    1|2|3|4) [ "$skip_data_prep" != true ] ;;
+    5|6|8) [ "$skip_train" != true ] ;;
+    7|9|10) [ "$skip_eval" != true ] ;;
+  esac
+}
+# run.sh in an experiment folder: this recipe call again, for the stages that make that folder (as asr.sh does).
+write_exp_run_sh() {  # write_exp_run_sh <exp dir> <engine options...>
+  local exp=$1; shift
+  mkdir -p "$exp"
+  { echo "#!/usr/bin/env bash"
+    echo "# Reproduces $exp: the call of the stage engine that made it (extra options may follow)."
+    printf 'cd %q && exec %q' "$PWD" "$softpl_root/run.sh"
+    printf ' %q' "${engine_args[@]}" "$@"
+    echo ' "$@"'
+  } > "$exp/run.sh"
+  chmod +x "$exp/run.sh"
+}
+# Run <nj> jobs of a command whose arguments say JOB (replaced by 1..nj): through a Kaldi-style job command
+# (decode_cmd, or cuda_cmd with --gpu_inference true: "<cmd> [--gpu 1] JOB=1:N <log> <command>") when cmd.sh
+# sets one, else as local background processes (GPU jobs share the --ngpu GPUs round-robin).
+run_jobs() {  # run_jobs <nj> <log file with JOB> <command...>
+  local nj=$1 log_file=$2 cmd=$decode_cmd n pids=(); shift 2
+  if [ "$gpu_inference" = true ]; then cmd=$cuda_cmd; fi
+  if [ -n "$cmd" ]; then
+    if [ "$gpu_inference" = true ]; then $cmd --gpu 1 JOB=1:"$nj" "$log_file" "$@"
+    else $cmd JOB=1:"$nj" "$log_file" "$@"
+    fi
+    return
+  fi
+  for n in $(seq "$nj"); do
+    if [ "$gpu_inference" = true ]; then
+      CUDA_VISIBLE_DEVICES=$(( (n - 1) % (ngpu > 0 ? ngpu : 1) )) "${@//JOB/$n}" > "${log_file//JOB/$n}" 2>&1 &
+    else
+      "${@//JOB/$n}" > "${log_file//JOB/$n}" 2>&1 &
+    fi
+    pids+=($!)
+  done
+  for n in "${!pids[@]}"; do
+    wait "${pids[$n]}" || { echo "job $((n + 1)) failed, see ${log_file//JOB/$((n + 1))}:" >&2
+                            tail -20 "${log_file//JOB/$((n + 1))}" >&2; return 1; }
+  done
+}
 
 # A stage's marker holds its options: same options -> skip; else redo. Markers are written last.
 stage_done() {  # stage_done <marker> <signature>
@@ -313,6 +374,7 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
     stage_timer_start
     rm -f "$seed_exp/.stage6.done"
     claim_exp_dir "$seed_exp" "$sig"
+    write_exp_run_sh "$seed_exp" --stage 6 --stop_stage 7
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
     train "$seed_exp/train.log" espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" \
@@ -323,14 +385,23 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
   fi
 fi
 
-# Decode one model on every test set (batched greedy CTC; optionally stock ESPnet inference too) and score it.
-decode_and_score() {  # decode_and_score <exp_dir>: decodes <exp_dir>/$decode_model (or the rule's default)
-  local exp=$1 dec=$1/decode_greedy model=$1/$decode_model
+# The checkpoint of a run that stages 7, 9 and 11 use: --decode_model, or the decoding rule's default.
+decoded_model() {  # decoded_model <exp_dir>
   if [ -z "$decode_model" ]; then
-    model=$($python -m softpl.bin.branch_seed --decoded_model "$exp") || exit 1
-  elif [ ! -f "$model" ]; then
-    echo "run.sh: $model not found (--decode_model $decode_model)" >&2; exit 1
+    $python -m softpl.bin.branch_seed --decoded_model "$1"
+  elif [ -f "$1/$decode_model" ]; then
+    echo "$1/$decode_model"
+  else
+    echo "run.sh: $1/$decode_model not found (--decode_model $decode_model)" >&2; return 1
   fi
+}
+
+# Decode one model on every test set (batched greedy CTC, --inference_nj jobs per set; optionally stock ESPnet
+# inference too) and score it, into <exp>/decode_greedy_<model file stem>/ (as asr.sh names decode folders).
+decode_and_score() {  # decode_and_score <exp_dir>
+  local exp=$1 model dec set n _nj device_opts
+  model=$(decoded_model "$exp") || exit 1
+  dec=$exp/decode_greedy_$(basename "$model" .pth)
   # Done already with this model file (path, size, time), these sets and options: skip, as the other stages do.
   local sig
   sig="model=$model $(stat -c '%s %Y' "$(readlink -f "$model")") sets=$test_sets batch=$decode_batch_size"
@@ -339,23 +410,33 @@ decode_and_score() {  # decode_and_score <exp_dir>: decodes <exp_dir>/$decode_mo
     log "$exp: already decoded and scored with $(basename "$model") ($dec)"
     return 0
   fi
-  rm -f "$dec/.done"
-  log "decoding $model"
-  # shellcheck disable=SC2046
-  $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
-    --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) --output_dir "$dec" \
-    --batch_size "$decode_batch_size" --ngpu "$ngpu"
+  rm -rf "$dec"
+  log "decoding $model with $inference_nj job(s) per set on $([ "$gpu_inference" = true ] && echo GPU || echo CPU)"
+  device_opts=(--ngpu 0)
+  [ "$gpu_inference" = true ] && device_opts=(--ngpu 1)
   for set in $test_sets; do
+    # One key list per job (at most one job per utterance), then the jobs' outputs merged in key order.
+    _nj=$(( inference_nj < $(wc -l < "$data_feats/$set/wav.scp") ? inference_nj : $(wc -l < "$data_feats/$set/wav.scp") ))
+    mkdir -p "$dec/logdir/$set"
+    awk -v n="$_nj" -v p="$dec/logdir/$set/keys" '{print $1 > (p "." ((NR - 1) % n + 1) ".scp")}' "$data_feats/$set/wav.scp"
+    run_jobs "$_nj" "$dec/logdir/$set/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
+      --asr_model_file "$model" --data_dir "$data_feats/$set" --key_file "$dec/logdir/$set/keys.JOB.scp" \
+      --output_dir "$dec/logdir/$set/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
+      || { echo "run.sh: decoding $set with $model failed (logs: $dec/logdir/$set/)" >&2; exit 1; }
+    mkdir -p "$dec/$set"
+    for f in text token token_int; do
+      for n in $(seq "$_nj"); do cat "$dec/logdir/$set/output.$n/$set/$f"; done | LC_ALL=C sort -k1,1 > "$dec/$set/$f"
+    done
     $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$dec/$set/text" \
-      --utt2spk "$data_feats/$set/utt2spk" --out_dir "$dec/$set"
+      --utt2spk "$data_feats/$set/utt2spk" --out_dir "$dec/$set" --asr_model_file "$model"
   done
   if [ "$espnet_inference" = true ]; then
     for set in $test_sets; do
       $python -m softpl.bin.asr_inference --asr_train_config "$exp/config.yaml" --asr_model_file "$model" \
         --data_path_and_name_and_type "$data_feats/$set/wav.scp,speech,sound" --ctc_weight 1.0 --beam_size 1 \
-        --batch_size 1 --ngpu "$ngpu" --output_dir "$exp/decode_espnet/$set" > "$exp/decode_espnet.$set.log" 2>&1
+        --batch_size 1 "${device_opts[@]}" --output_dir "$exp/decode_espnet/$set" > "$exp/decode_espnet.$set.log" 2>&1
       $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$exp/decode_espnet/$set/1best_recog/text" \
-        --utt2spk "$data_feats/$set/utt2spk" --out_dir "$exp/decode_espnet/$set"
+        --utt2spk "$data_feats/$set/utt2spk" --out_dir "$exp/decode_espnet/$set" --asr_model_file "$model"
     done
   fi
   mark_done "$dec/.done" "$sig"
@@ -419,6 +500,10 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
   fi
   claim_exp_dir "$exp" "$sig"
   mv "$new_config" "$exp/train.yaml"
+  local again=(--pl_configs "${pl_yaml_of[${variant_of[$run]}]:-}" --supervised_baseline false)
+  [ "${variant_of[$run]}" = asr_supervised_cont ] && again=(--pl_configs "" --supervised_baseline true)
+  [ -n "$pl_seeds" ] && again+=(--pl_seeds "${seed_of[$run]}")
+  write_exp_run_sh "$exp" --stage 8 --stop_stage 9 "${again[@]}"
   if [ "$after" -gt 0 ]; then
     # A run interrupted earlier resumes from its own checkpoint; a new one starts from the seed's state.
     if [ ! -f "$exp/checkpoint.pth" ]; then
@@ -487,6 +572,20 @@ if run_stage 10; then
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" $continuation_runs --plots "$expdir/plots" "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
     --command "$invocation"
+fi
+# ---- stage 11: export for stock ESPnet and pack --------------------------------------------------------
+if run_stage 11; then
+  for run in ${export_models:-$(basename "$seed_exp") $continuation_runs}; do
+    exp=$expdir/$run
+    [ -f "$exp/config.yaml" ] || { echo "run.sh: stage 11: $exp/config.yaml not found: train $run first" >&2; exit 1; }
+    model=$(decoded_model "$exp") || exit 1
+    stem=$(basename "$model" .pth)
+    log "stage 11: $exp exported for stock ESPnet ($exp/export/config.yaml), packed into $exp/${run}_$stem.zip"
+    pack_opts=()
+    [ -f "$exp/decode_greedy_$stem/RESULTS.md" ] && pack_opts=(--option "$exp/decode_greedy_$stem/RESULTS.md")
+    $python -m softpl.bin.export_model --exp_dir "$exp" --model_file "$model" --output_dir "$exp/export" \
+      --outpath "$exp/${run}_$stem.zip" "${pack_opts[@]}"
+  done
 fi
 log "done: stages ${stage}-${stop_stage}"
 exit 0

@@ -112,7 +112,7 @@ if [ -n "$prep" ]; then
     [ "$recipe_timeout" -ge 60 ] || recipe_timeout=60
     log "stages 6-9 with --ngpu 1 (limit ${recipe_timeout} s; $out/recipe.log)"
     phase recipe start
-    (cd "$root/egs/synth_en" && timeout "$recipe_timeout" ./run.sh --stage 6 --stop_stage 9 --ngpu 1 \
+    (cd "$root/egs/synth_en" && timeout "$recipe_timeout" ./run.sh --stage 6 --stop_stage 9 --ngpu 1 --gpu_inference true \
       > "$out/recipe.log" 2>&1) || log "stages 6-9 did not finish (see recipe.log)"
     phase recipe end
     for f in "$root"/egs/synth_en/exp/*/train.log; do

@@ -33,3 +33,19 @@ def run_env() -> dict:
     env["SOFTPL_ROOT"] = str(REPO)
     env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
     return env
+
+
+def without_softpl(tmp_path: Path) -> dict:
+    """Environment for a subprocess that cannot import softpl (a ``sitecustomize`` refuses it): what a user of
+    stock ESPnet has. Proves that an exported model needs nothing of softpl."""
+    site = tmp_path / "no_softpl"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import sys\n\n\nclass NoSoftpl:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'softpl':\n"
+        "            raise ImportError('softpl may not be imported in this process')\n\n\n"
+        "sys.meta_path.insert(0, NoSoftpl())\n")
+    env = run_env()
+    env["PYTHONPATH"] = str(site)
+    return env

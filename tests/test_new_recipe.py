@@ -127,7 +127,8 @@ def test_recipe_from_manifests_runs_stages_1_to_7(tmp_path):
     assert len((recipe / "data/train_unlabeled/wav.scp").read_text().splitlines()) == 6
     assert not (recipe / "data/train_unlabeled/text").exists()
     for set_name in ("dev", "test_clean"):
-        scores = json.loads((recipe / "exp/asr_seed/decode_greedy" / set_name / "scores.json").read_text())
+        decode, = (recipe / "exp/asr_seed").glob("decode_greedy_*")  # named after the decoded checkpoint
+        scores = json.loads((decode / set_name / "scores.json").read_text())
         assert scores["n_utts"] == len(corpus[set_name])
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "asr_seed" in results and "test_clean" in results and "my_corpus" in results

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_env
+from conftest import REPO, run_env, without_softpl
 
 TINY_CORPUS = (
     "--num_train_labeled 24 --num_train_unlabeled 12 --num_dev 6 --num_test_clean 5 --num_test_other 5"
 )
 SETS = ("dev", "test_clean", "test_other")
+GREEDY = "decode_greedy_valid.cer_ctc.ave"  # decode folders name the checkpoint they decoded (the config's rule)
 
 
 def run_recipe(recipe, *args):
@@ -42,14 +43,16 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     tokens = (recipe / "data/token_list/char/tokens.txt").read_text().split("\n")
     assert tokens[0] == "<blank>" and tokens[1] == "<unk>" and "<sos/eos>" in tokens
 
-    # The seed model was trained by stock ESPnet and decoded twice (greedy; ESPnet's own inference),
-    # and every set is scored by sclite and Python.
+    # The seed model was trained by stock ESPnet and decoded twice (greedy, in --nj 2 jobs per set merged; ESPnet's
+    # own inference), and every set is scored by sclite and Python.
     seed = recipe / "exp/asr_seed"
     assert (seed / "valid.cer_ctc.ave.pth").exists()  # the decoded checkpoint (the config's rule)
+    assert (seed / GREEDY / "logdir/dev/decode.2.log").exists()
     for s in SETS:
-        for decode in ("decode_greedy", "decode_espnet"):
+        for decode in (GREEDY, "decode_espnet"):
             scores = json.loads((seed / decode / s / "scores.json").read_text())
             assert scores["n_utts"] == len((recipe / "dump/raw" / s / "text").read_text().splitlines())
+            assert scores["n_missing_hyp"] == 0 and scores["asr_model_file"] == "exp/asr_seed/valid.cer_ctc.ave.pth"
             assert scores["sclite_checked"] and (seed / decode / s / "score_wer/result.txt").exists()
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "asr_seed" in results and all(s in results for s in SETS)
@@ -59,12 +62,18 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     for n in range(1, 7):
         assert f"stage {n}" in out and "already" in out.split(f"stage {n}", 1)[1].split("\n", 1)[0]
     assert "exp/asr_seed: already decoded and scored with valid.cer_ctc.ave.pth" in out and "] decoding " not in out
+    # ... and so does the run.sh written into the experiment folder (the same call, for stages 6-7); asr.sh's
+    # skip options leave out whole groups of stages.
+    out = subprocess.run([str(seed / "run.sh")], env=run_env(), capture_output=True, text=True, timeout=600).stdout
+    assert "stage 6: seed model already trained" in out and "already decoded and scored" in out
+    out = run_recipe(recipe, "--stop_stage", "7", "--skip_data_prep", "true", "--skip_eval", "true", *common)
+    assert "stage 6: seed model already trained" in out and "stage 1" not in out and "stage 7" not in out
 
     # Stages 8-10: the supervised ESPnet continuation, hard and soft pseudo-labeling, their decoding, the report.
     out = run_recipe(recipe, "--stage", "8", "--espnet_inference", "true", *common)
     runs = ("asr_supervised_cont", "pl_hard", "pl_soft")
     for run in runs:  # softpl-trained models decode with stock ESPnet inference too
-        for decode in ("decode_greedy", "decode_espnet"):
+        for decode in (GREEDY, "decode_espnet"):
             assert (recipe / "exp" / run / decode / "test_other/scores.json").exists()
     for run in runs[1:]:
         assert (recipe / "exp" / run / "cpl_history.jsonl").exists()
@@ -90,8 +99,8 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     out = run_recipe(recipe, "--stage", "6", "--stop_stage", "9", "--expdir", "exp_zoo", "--seed_model_dir", "zoo",
                      "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard")
     assert "seed imported from zoo" in out
-    assert (recipe / "exp_zoo/asr_seed/decode_greedy/dev/scores.json").exists()
-    assert (recipe / "exp_zoo/pl_hard/decode_greedy/test_other/scores.json").exists()
+    assert (recipe / "exp_zoo/asr_seed" / GREEDY / "dev/scores.json").exists()
+    assert (recipe / "exp_zoo/pl_hard" / GREEDY / "test_other/scores.json").exists()
 
     # A hybrid CTC/attention seed (ESPnet's usual models) stays whole through pseudo-labeling, hard and soft, and
     # its PL models decode with stock ESPnet's joint CTC/attention beam search.
@@ -101,7 +110,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
                      str(REPO / "tests/conf/train_seed_hybrid_smoke.yaml"), "--supervised_baseline", "false")
     for run in ("pl_hard", "pl_soft"):
         exp = recipe / "exp_hybrid" / run
-        assert (exp / "decode_greedy/test_other/scores.json").exists()
+        assert (exp / "decode_greedy_valid.acc.ave/test_other/scores.json").exists()
         config = (exp / "config.yaml").read_text()
         assert "decoder: transformer" in config and "ctc_weight: 0.3" in config
         assert "loss_pl_att=" in (exp / "train.log").read_text()
@@ -115,6 +124,26 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     hyps = (recipe / "exp_hybrid/joint/1best_recog/text").read_text().splitlines()
     assert len(hyps) == len((recipe / "dump/raw/test_clean/text").read_text().splitlines())
 
+    # Stage 11: the model exported for stock ESPnet and packed; unpacked elsewhere (as the model zoo does), it
+    # decodes with stock espnet2.bin.asr_inference in a process that cannot import softpl, to the same transcripts.
+    out = run_recipe(recipe, *common, "--stage", "11", "--stop_stage", "11", "--expdir", "exp_hybrid", "--seed_config",
+                     str(REPO / "tests/conf/train_seed_hybrid_smoke.yaml"), "--export_models", "pl_soft")
+    packed = recipe / "exp_hybrid/pl_soft/pl_soft_valid.acc.ave.zip"
+    assert packed.exists() and "model: espnet" in (recipe / "exp_hybrid/pl_soft/export/config.yaml").read_text()
+    unpacked = recipe.parent / "unpacked"
+    files = json.loads(subprocess.run(
+        [sys.executable, "-c", "import json, sys; from espnet2.main_funcs.pack_funcs import unpack; "
+         "print(json.dumps(unpack(sys.argv[1], sys.argv[2])))", str(packed), str(unpacked)],
+        env=without_softpl(recipe.parent), capture_output=True, text=True, check=True).stdout)
+    stock = subprocess.run(
+        [sys.executable, "-m", "espnet2.bin.asr_inference", "--asr_train_config", files["asr_train_config"],
+         "--asr_model_file", files["asr_model_file"], "--data_path_and_name_and_type",
+         f"{recipe / 'dump/raw/test_clean/wav.scp'},speech,sound", "--ctc_weight", "0.3", "--beam_size", "2",
+         "--batch_size", "1", "--ngpu", "0", "--output_dir", str(recipe.parent / "stock")],
+        cwd=recipe.parent, env=without_softpl(recipe.parent), capture_output=True, text=True, timeout=600)
+    assert stock.returncode == 0, stock.stderr[-3000:]
+    assert (recipe.parent / "stock/1best_recog/text").read_text().splitlines() == hyps
+
     # A seed study: every stage-8 run repeated per seed, two runs at a time; stage 10 adds mean ± std per variant.
     out = run_recipe(recipe, "--stage", "8", *common[:-2], "--pl_configs", "hard", "--pl_seeds", "1 2",
                      "--pl_nj", "2", "--plot_pl_configs", "hard")
@@ -122,7 +151,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     for run in study_runs:
         assert f"stage 8 ({run}) finished in" in out
         assert int((recipe / "exp" / run / "train_seconds").read_text()) >= 0
-        assert (recipe / "exp" / run / "decode_greedy/test_other/scores.json").exists()
+        assert (recipe / "exp" / run / GREEDY / "test_other/scores.json").exists()
     pl_seed1, pl_seed2 = ((recipe / "exp" / run / "latest.pth").read_bytes() for run in study_runs[2:])
     assert pl_seed1 != pl_seed2  # the seeds made different runs
     table = (recipe / "exp" / "RESULTS.md").read_text()

@@ -35,9 +35,11 @@ def load_asr_model(config: Path, model_file: Path, device: str):
     return model, args
 
 
-def decode_data_dir(model, args, data_dir: Path, output_dir: Path, batch_size: int, device: str) -> dict:
-    """Decode every utterance of ``data_dir``; return timing statistics."""
-    lengths = {key: int(value) for _, key, value in read_table(data_dir / "utt2num_samples")}
+def decode_data_dir(model, args, data_dir: Path, output_dir: Path, batch_size: int, device: str,
+                    keys: set[str] | None = None) -> dict:
+    """Decode every utterance of ``data_dir`` (only ``keys`` when given: one job's share); return timing statistics."""
+    lengths = {key: int(value) for _, key, value in read_table(data_dir / "utt2num_samples")
+               if keys is None or key in keys}
     # ESPnet's map-style dataset with batches of similar length (longest first), so padding wastes little.
     dataset = ESPnetDataset(
         [(str(data_dir / "wav.scp"), "speech", "sound")], preprocess=ASRTask.build_preprocess_fn(args, False)
@@ -53,7 +55,7 @@ def decode_data_dir(model, args, data_dir: Path, output_dir: Path, batch_size: i
     blank_id = args.token_list.index("<blank>") if "<blank>" in args.token_list else 0
 
     texts, tokens, token_ints = {}, {}, {}
-    audio_s = sum(float(value) for _, _, value in read_table(data_dir / "utt2dur"))
+    audio_s = sum(float(value) for _, key, value in read_table(data_dir / "utt2dur") if key in lengths)
     start = time.perf_counter()
     with torch.no_grad(), tqdm(total=len(lengths), desc=f"decode {data_dir.name}", unit="utt") as bar:
         for keys, batch in loader:
@@ -83,15 +85,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="formatted data dirs (wav.scp, utt2num_samples, utt2dur)")
     parser.add_argument("--output_dir", type=Path, required=True,
                         help="decode folder; each data dir's output goes to <output_dir>/<data dir name>")
+    parser.add_argument("--key_file", type=Path,
+                        help="decode only the utterances listed here (first column), as ESPnet's --key_file: one "
+                             "job's share when a decoding is split into jobs")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = "cuda" if args.ngpu > 0 else "cpu"
     model, train_args = load_asr_model(args.asr_train_config, args.asr_model_file, device)
+    keys = None if args.key_file is None else {key for _, key, _ in read_table(args.key_file)}
     for data_dir in args.data_dir:
         output_dir = args.output_dir / data_dir.name
-        stats = decode_data_dir(model, train_args, data_dir, output_dir, args.batch_size, device)
+        stats = decode_data_dir(model, train_args, data_dir, output_dir, args.batch_size, device, keys)
         logging.info(
             "decoded %d utterances of %s (%.1f s of audio) in %.1f s (RTF %.3f) -> %s/text",
             stats["utterances"], data_dir, stats["audio_s"], stats["elapsed_s"], stats["rtf"], output_dir,

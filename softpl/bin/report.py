@@ -26,7 +26,7 @@ from softpl.scoring.results import (decode_results_md, discovered_sets, environm
                                     select_models, summary_md)
 from softpl.scoring.study import SEED_SUFFIX, group_by_variant, mean_history, study_md, summarise_run
 
-STUDY_TAG = "decode_greedy"  # the decoding the seed study summarises
+STUDY_TAG = "decode_greedy"  # the decodings the seed study summarises: decode_greedy_<model file stem>
 
 
 def pl_columns(final: dict[str, object]) -> dict[str, object]:
@@ -84,7 +84,7 @@ def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] |
     extra = {name: pl_columns(pl_final[name]) for name in pl_runs}
     notes = ""
     if any(SEED_SUFFIX.match(d.model) for d in chosen):
-        runs = [summarise_run(d, exp_dir, pl_final.get(d.model)) for d in chosen if d.tag == STUDY_TAG]
+        runs = [summarise_run(d, exp_dir, pl_final.get(d.model)) for d in chosen if d.tag.startswith(STUDY_TAG)]
         notes += "\n" + study_md(runs, sets)
     if plots is not None and pl_runs:
         baselines = [name for name in dict.fromkeys(d.model for d in chosen)

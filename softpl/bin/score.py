@@ -42,8 +42,9 @@ def _first(ids: list[str]) -> str:
 
 
 def score(ref_text: Path, hyp_text: Path, out_dir: Path, utt2spk: Path | None = None,
-          use_sclite: bool = True) -> dict:
-    """Score ``hyp_text`` against ``ref_text``, write the score folders and ``scores.json``; return its content."""
+          use_sclite: bool = True, model_file: str | None = None) -> dict:
+    """Score ``hyp_text`` against ``ref_text``, write the score folders and ``scores.json``; return its content.
+    ``model_file``: the checkpoint that was decoded, recorded in ``scores.json`` as ``asr_model_file``."""
     scores_file = out_dir / SCORES_FILE
     scores_file.unlink(missing_ok=True)  # a failed rescoring must not leave the old scores looking current
     refs, hyps = read_transcripts(ref_text), read_transcripts(hyp_text)
@@ -94,6 +95,8 @@ def score(ref_text: Path, hyp_text: Path, out_dir: Path, utt2spk: Path | None = 
                 )
         scores[metric] = counts.to_dict()
     scores.update(n_utts=len(refs), n_missing_hyp=len(missing), sclite_checked=use_sclite)
+    if model_file is not None:
+        scores["asr_model_file"] = model_file
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = scores_file.with_name(scores_file.name + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
@@ -117,10 +120,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hyp", type=Path, required=True, help="hypothesis text (Kaldi style)")
     parser.add_argument("--out_dir", type=Path, required=True, help="gets score_wer/, score_cer/ and scores.json")
     parser.add_argument("--utt2spk", type=Path, help="speaker of each utterance, for sclite's per-speaker tables")
+    parser.add_argument("--asr_model_file", help="the checkpoint that was decoded: recorded in scores.json")
     parser.add_argument("--no_sclite", action="store_true", help="score in Python only (no sclite cross-check)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    scores = score(args.ref, args.hyp, args.out_dir, args.utt2spk, use_sclite=not args.no_sclite)
+    scores = score(args.ref, args.hyp, args.out_dir, args.utt2spk, use_sclite=not args.no_sclite,
+                   model_file=args.asr_model_file)
     print(summary_line(args.out_dir, scores))
 
 
