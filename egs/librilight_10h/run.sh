@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# egs/librilight_10h: slimIPL's 10 h setting (method-notes §6.1, §8). Libri-light's 10 h limited supervision is
+# egs/librilight_10h: slimIPL's 10 h setting (docs/method.md, hyper-parameters). Libri-light's 10 h limited supervision is
 # labeled, LibriSpeech's 960 h training audio (less those 10 h) unlabeled; dev-clean validates; LibriSpeech's
 # dev/test clean/other are scored.
 #   1. Set LIBRISPEECH and LIBRILIGHT_FINETUNING in db.sh, or add --local_data_opts "--download true".

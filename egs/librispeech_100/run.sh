@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# egs/librispeech_100: slimIPL's 100 h setting (method-notes §6.1, §8). LibriSpeech train-clean-100 is labeled,
+# egs/librispeech_100: slimIPL's 100 h setting (docs/method.md, hyper-parameters). LibriSpeech train-clean-100 is labeled,
 # train-clean-360 + train-other-500 (860 h) unlabeled; dev-clean validates; dev/test clean/other are scored.
 #   1. Set LIBRISPEECH in db.sh (the folder holding LibriSpeech/), or add --local_data_opts "--download true".
 #   2. ./run.sh --ngpu 8 --nj 16   (configs sized for 8 GPUs; several nodes: --num_nodes N with cmd.sh's train_cmd)

@@ -1,4 +1,4 @@
-"""Terms and frame masks against the soft-label collapse (method notes, section 5); the model composes them.
+"""Terms and frame masks against the soft-label collapse (docs/method.md, regularizers); the model composes them.
 
 Same conventions as :mod:`softpl.losses.soft_ctc`: ``log_probs`` / ``target_probs`` (B, T, V), ``lengths`` (B,),
 frame weights (B, T) in [0, 1] with 0 on padding, and frame terms averaged over the N valid frames of the batch.
@@ -81,7 +81,7 @@ def factorized_blank_loss(
         BCE(q_b, p_b) + c * CE(q~, p~),   c = 1 - q_b  (weight_by_nonblank_mass=True)  or  c = 1  (False)
 
     With ``c = 1 - q_b`` the sum equals the plain soft CE ``-sum_k q log p`` (chain rule of cross-entropy), in value
-    and gradient; the split only changes training with ``c = 1`` (method notes, section 5, remedy 4 iii), where
+    and gradient; the split only changes training with ``c = 1`` (docs/method.md, regularizers, remedy 4 iii), where
     the token identity is learned with full weight even on blank-dominated frames.  Computed in log space:
     ``log(1 - p_b)`` is the logsumexp of the non-blank log-probabilities.
     """
@@ -108,7 +108,7 @@ def factorized_blank_loss(
 def marginal_prior_kl(log_probs: torch.Tensor, lengths: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     """``KL(pbar || prior)``, pbar (V,) the student's posterior averaged over all valid frames of the batch.
 
-    Penalises a batch whose frames all take the same distribution (method notes, section 5, remedy 8).  ``prior``
+    Penalises a batch whose frames all take the same distribution (docs/method.md, regularizers, remedy 8).  ``prior``
     (V,) is a probability vector, e.g. from :func:`token_prior`; both sides are clamped away from 0 inside the log.
     """
     valid = checked_valid_mask(log_probs, lengths)

@@ -11,7 +11,7 @@ Shapes and conventions shared by every pseudo-labeling loss in softpl:
 A frame loss is averaged as ``sum_{b,t} w_bt * loss_bt / N`` with N the number of valid frames in the batch, so
 dropping frames (w = 0) does not rescale the frames that remain.  Because CTC's alignment distribution factorises
 over frames, the per-frame KL summed over frames is the KL between teacher and student alignment distributions
-(method notes, section 3.2).
+(docs/method.md, 'Soft pseudo-labels').
 """
 
 from __future__ import annotations

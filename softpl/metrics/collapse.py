@@ -1,7 +1,7 @@
 """Diagnostics of the soft-label collapse and an alarm that acts on them.
 
 With self-generated frame-level targets a CTC model can drift to input-independent posteriors dominated by one
-symbol, usually blank (method notes, section 4). The statistics here make that drift visible in the training log,
+symbol, usually blank (docs/method.md, 'The collapse'). The statistics here make that drift visible in the training log,
 and `CollapseAlarm` turns them into a warning or a stop before compute is wasted on a collapsed run.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""slimIPL's dynamic pseudo-label cache ("fixed-pre-cache", method-notes §8).
+"""slimIPL's dynamic pseudo-label cache ("fixed-pre-cache"; docs/method.md, "slimIPL").
 
 The cache holds up to C entries (typically an unlabeled batch of CPU tensors with its pseudo-labels; the
 cache does not look inside). Protocol of one unlabeled update, as in slimIPL:

@@ -1,7 +1,7 @@
 """EMA teacher: a slowly moving average of the student that makes the pseudo-labels (slimIPL's ``--slimIPL_ema``).
 
-A slower teacher damps the feedback loop in which the student's drift becomes its own next target (method notes,
-sections 4 and 5, remedy 7). torch.optim.swa_utils.AveragedModel is not used: its first update copies the student
+A slower teacher damps the feedback loop in which the student's drift becomes its own next target (docs/method.md,
+'The collapse' and regularizer 7). torch.optim.swa_utils.AveragedModel is not used: its first update copies the student
 instead of averaging, it keeps the student's dtype (bf16 shadows lose the small EMA increments), and it pairs
 parameters by position without checking that the two models match.
 """

@@ -7,7 +7,7 @@ labeled iterator and, once pseudo-labeling has started, yields each labeled batc
 cached one with its pseudo-label tensors (``pl_*``); the model (:class:`~softpl.models.cpl_model.CPLASRModel`)
 computes the loss the config chose.
 
-slimIPL (method-notes §8), per unlabeled step: take the next slot of the cache (C entries, read in reshuffled
+slimIPL (docs/method.md, 'slimIPL'), per unlabeled step: take the next slot of the cache (C entries, read in reshuffled
 passes); with probability p first label the next batch of the shuffled stream over the unlabeled set with
 the current model (or EMA teacher) and put it in that slot; train on the entry taken. While the cache fills,
 batches are labeled without updates.
@@ -80,7 +80,7 @@ class CPLTrainerOptions(TrainerOptions):
 
 
 def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
-    """slimIPL options (defaults: slimIPL's 100 h setup, method-notes §6.1 and §8)."""
+    """slimIPL options (defaults: slimIPL's 100 h setup, docs/method.md, 'slimIPL hyper-parameters')."""
     group = parser.add_argument_group("continuous pseudo-labeling (slimIPL)")
     group.add_argument("--pl_start_updates", type=int, default=0,
                        help="M: supervised updates before pseudo-labeling starts (0: at once, e.g. from a seed)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 1 of egs/librilight_10h: Libri-light's 10 h limited supervision + LibriSpeech -> Kaldi data dirs for
-# slimIPL's 10 h setting (method-notes §6.1).
+# slimIPL's 10 h setting (docs/method.md, 'slimIPL hyper-parameters').
 #
 #   train_10h   labeled     librispeech_finetuning/1h/{0..5}/{clean,other} + 9h/{clean,other} (about 10 h)
 #   train_960   unlabeled   LibriSpeech train-clean-100 + train-clean-360 + train-other-500 (960 h) without the

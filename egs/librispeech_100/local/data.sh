@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 1 of egs/librispeech_100: LibriSpeech -> Kaldi data dirs for slimIPL's 100 h setting (method-notes §6.1).
+# Stage 1 of egs/librispeech_100: LibriSpeech -> Kaldi data dirs for slimIPL's 100 h setting (docs/method.md, hyper-parameters).
 #
 #   train_clean_100  labeled     train-clean-100 (about 100 h)
 #   train_860        unlabeled   train-clean-360 + train-other-500 (about 860 h); no text: the truth is in
