@@ -44,7 +44,8 @@ nbpe=100                 # stage 4: vocabulary size for bpe
 seed_config=conf/train_seed.yaml  # stage 6: ESPnet ASR training config of the seed model
 seed_args=""             # stage 6: extra options for espnet2.bin.asr_train
 seed_exp=""              # stage 6: seed experiment folder (default: <expdir>/asr_seed)
-seed_model_dir=""        # an ESPnet ASR experiment or unpacked model-zoo folder to start from (skips stages 4-6)
+seed_model_dir=""        # an ESPnet ASR experiment, unpacked model-zoo folder or model-zoo tag to start from
+                         #   (skips stages 4-6; a tag needs espnet_model_zoo)
 pl_train_config=conf/train_pl.yaml  # stage 8: continuation schedule shared by the PL runs and the baseline
 pl_configs="hard soft"   # stage 8: PL variants (names under conf/pl/ or YAML paths), one run each
 pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
@@ -281,7 +282,7 @@ if [ -n "$seed_model_dir" ]; then
     log "stages 4-6: seed imported from $seed_model_dir -> $seed_exp"
     $python -m softpl.bin.import_seed --model_dir "$seed_model_dir" --text "$data_feats/$train_set/text" \
       --out "$seed_exp"
-    mark_done "$seed_exp/.stage6.done" "imported from $(cd "$seed_model_dir" && pwd)"
+    mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
   fi
   [ -f "$seed_exp/seed.env" ] || { echo "run.sh: $seed_exp/seed.env missing: run stage 6 to import the seed" >&2; exit 1; }
   . "$seed_exp/seed.env"

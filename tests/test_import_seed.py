@@ -1,10 +1,14 @@
 """Importing an ESPnet model as the seed: finding it, path fixing, and the errors for unusable models."""
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
+
 import pytest
 import yaml
 
-from softpl.bin.import_seed import SeedError, import_seed
+from softpl.bin.import_seed import SeedError, import_seed, resolve_model_dir
 
 TOKENS = ["<blank>", "<unk>", "<space>", "A", "B", "C", "'", "<sos/eos>"]
 
@@ -61,3 +65,32 @@ def test_an_empty_folder_is_refused(tmp_path):
     (tmp_path / "text").write_text("u1 A\n")
     with pytest.raises(SeedError, match="no ESPnet model found"):
         import_seed(tmp_path / "empty", tmp_path / "text", tmp_path / "seed")
+
+
+def test_a_model_zoo_tag_is_resolved_by_espnet_model_zoo(tmp_path, monkeypatch):
+    # espnet_model_zoo's unpacking makes the config's paths absolute
+    root = zoo(tmp_path, normalize_conf={"stats_file": str(tmp_path / "zoo/exp/stats/feats_stats.npz")})
+    asked = []
+
+    class ModelDownloader:  # espnet_model_zoo's interface: unpacks a tag, returns the files of the model
+        def download_and_unpack(self, tag):
+            asked.append(tag)
+            return {"asr_train_config": str(root / "exp/asr_train/config.yaml"),
+                    "asr_model_file": str(root / "exp/asr_train/valid.acc.ave.pth")}
+
+    module = types.ModuleType("espnet_model_zoo.downloader")
+    module.ModelDownloader = ModelDownloader
+    monkeypatch.setitem(sys.modules, "espnet_model_zoo", types.ModuleType("espnet_model_zoo"))
+    monkeypatch.setitem(sys.modules, "espnet_model_zoo.downloader", module)
+    assert resolve_model_dir("user/some_model") == (root / "exp/asr_train").resolve() and asked == ["user/some_model"]
+    assert resolve_model_dir(str(root)) == root.resolve()  # a folder stays a folder
+    env = import_seed(resolve_model_dir("user/some_model"), tmp_path / "text", tmp_path / "seed")
+    assert Path(env["seed_init_param"]).resolve() == (root / "exp/asr_train/valid.acc.ave.pth").resolve()
+
+
+def test_a_model_zoo_tag_without_espnet_model_zoo_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "espnet_model_zoo", None)  # not installed
+    with pytest.raises(SeedError, match=r"needs espnet_model_zoo \(pip install espnet_model_zoo\)"):
+        resolve_model_dir("user/some_model")
+    with pytest.raises(SeedError, match="not a folder"):
+        resolve_model_dir(str(tmp_path / "missing_folder"))

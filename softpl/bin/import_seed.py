@@ -2,7 +2,8 @@
 
 ``python -m softpl.bin.import_seed --model_dir DIR --text dump/raw/train_labeled/text --out exp/asr_seed``
 finds the model's ``config.yaml`` and weights in DIR (an ESPnet ``exp/asr_*`` folder, or a model-zoo folder
-holding ``exp/**/config.yaml``), checks that it can do CTC and that its token list covers the characters
+holding ``exp/**/config.yaml``; DIR may also be a model-zoo tag such as ``pyf98/librispeech_100_ctc_e_branchformer``,
+which ``espnet_model_zoo`` resolves from its local cache, downloading it where it can), checks that it can do CTC and that its token list covers the characters
 of the labeled transcripts, and writes to ``--out``:
 
 - ``config.yaml``: the model's config with its file paths (bpemodel, normalization statistics) made
@@ -67,6 +68,26 @@ def find_model(model_dir: Path) -> tuple[Path, Path]:
         if (config.parent / name).exists():
             return config, (config.parent / name).resolve()
     return config, sorted(config.parent.glob("*.pth"))[-1].resolve()
+
+
+def resolve_model_dir(model_dir: str) -> Path:
+    """``model_dir`` as a folder: itself when it is one, else a model-zoo tag unpacked by ``espnet_model_zoo``."""
+    if Path(model_dir).is_dir():
+        return Path(model_dir).resolve()
+    if Path(model_dir).exists() or "/" not in model_dir:
+        raise SeedError(f"{model_dir}: not a folder (nor a model-zoo tag such as <user>/<model name>); pass an "
+                        "ESPnet ASR experiment folder, an unpacked model-zoo folder or a model-zoo tag")
+    try:
+        from espnet_model_zoo.downloader import ModelDownloader
+    except ImportError:
+        raise SeedError(f"{model_dir} is not a folder; as a model-zoo tag it needs espnet_model_zoo "
+                        "(pip install espnet_model_zoo), which is not installed") from None
+    try:
+        files = ModelDownloader().download_and_unpack(model_dir)
+    except Exception as err:  # noqa: BLE001 -- any failure of the download or unpacking is reported alike
+        raise SeedError(f"model-zoo tag {model_dir}: espnet_model_zoo could not provide it ({err}); without a "
+                        "network, unpack the model somewhere and pass that folder") from err
+    return Path(files["asr_train_config"]).resolve().parent
 
 
 def absolute(path: str | None, model_dir: Path, config_dir: Path) -> str | None:
@@ -134,12 +155,13 @@ def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", type=Path, required=True)
+    parser.add_argument("--model_dir", required=True,
+                        help="ESPnet ASR experiment folder, unpacked model-zoo folder, or model-zoo tag")
     parser.add_argument("--text", type=Path, required=True, help="labeled transcripts the token list must cover")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        env = import_seed(args.model_dir.resolve(), args.text, args.out)
+        env = import_seed(resolve_model_dir(args.model_dir), args.text, args.out)
     except SeedError as e:
         print(f"import_seed: error: {e}", file=sys.stderr)
         sys.exit(1)
