@@ -1,4 +1,4 @@
-"""LibriSpeech / Libri-light layout readers (softpl.data.librispeech) and the recipes egs/librispeech_100 and
+"""LibriSpeech / Libri-light layout readers (softpl.corpora.librispeech) and the recipes egs/librispeech_100 and
 egs/librilight_10h, run on tiny corpora built in the published layouts from espeak-ng speech."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import soundfile as sf
 
 from conftest import REPO, run_env
 from softpl.data.datadir import DataDir, DataDirError
-from softpl.data.librispeech import SetSpec, TransLine, prepare, read_trans_txt, scan_part
-from softpl.data.synth import Utterance as SynthUtterance
-from softpl.data.synth import draw_plan, render_utterance
+from softpl.corpora.librispeech import SetSpec, TransLine, prepare, read_trans_txt, scan_part
+from softpl.corpora.synth import Utterance as SynthUtterance
+from softpl.corpora.synth import draw_plan, render_utterance
 
 # ---- unit tests of the layout readers (silent FLACs, no TTS) ------------------------------------------------------
 

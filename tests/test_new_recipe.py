@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_env
-from softpl.data.synth import Utterance, draw_plan, render_utterance
-from softpl.data.text import list_fortune_files, read_fortune_sentences
+from softpl.corpora.synth import Utterance, draw_plan, render_utterance
+from softpl.corpora.fortunes import list_fortune_files, read_fortune_sentences
 
 NEW_RECIPE = REPO / "utils" / "new_recipe.sh"
 

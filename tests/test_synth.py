@@ -12,8 +12,8 @@ import soundfile
 
 from conftest import REPO, run_env
 from softpl.bin.make_synth_corpus import main as make_synth_corpus
-from softpl.data import synth
-from softpl.data.synth import CorpusError, add_noise, check_engines, coloured_noise, draw_plan, split_sentences
+from softpl.corpora import synth
+from softpl.corpora.synth import CorpusError, add_noise, check_engines, coloured_noise, draw_plan, split_sentences
 
 needs_tts = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")

@@ -8,8 +8,8 @@ import argparse
 import os
 import sys
 
-from softpl.data.synth import SETS, CorpusError, make_corpus, split_sentences
-from softpl.data.text import list_fortune_files, read_fortune_sentences
+from softpl.corpora.synth import SETS, CorpusError, make_corpus, split_sentences
+from softpl.corpora.fortunes import list_fortune_files, read_fortune_sentences
 
 DEFAULT_SIZES = {"train_labeled": 1000, "train_unlabeled": 14000, "dev": 300, "test_clean": 300, "test_other": 300}
 

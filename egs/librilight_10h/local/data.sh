@@ -42,7 +42,7 @@ fi
 
 ls=$LIBRISPEECH/LibriSpeech
 ll=$LIBRILIGHT_FINETUNING/librispeech_finetuning
-python -m softpl.data.librispeech --data_dir data --nj "$nj" \
+python -m softpl.corpora.librispeech --data_dir data --nj "$nj" \
   --labeled train_10h "$ll"/1h/{0..5}/{clean,other} "$ll"/9h/{clean,other} \
   --unlabeled train_960 "$ls/train-clean-100" "$ls/train-clean-360" "$ls/train-other-500" \
   --labeled dev_clean "$ls/dev-clean" --labeled dev_other "$ls/dev-other" \

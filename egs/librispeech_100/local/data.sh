@@ -35,7 +35,7 @@ if [ "$download" = true ]; then
 fi
 
 ls=$LIBRISPEECH/LibriSpeech
-python -m softpl.data.librispeech --data_dir data --nj "$nj" \
+python -m softpl.corpora.librispeech --data_dir data --nj "$nj" \
   --labeled train_clean_100 "$ls/train-clean-100" \
   --unlabeled train_860 "$ls/train-clean-360" "$ls/train-other-500" \
   --labeled dev_clean "$ls/dev-clean" --labeled dev_other "$ls/dev-other" \

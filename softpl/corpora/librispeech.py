@@ -11,7 +11,7 @@ Transcripts are upper-case A-Z and apostrophes with single spaces. A set is one 
 set. The speaker of an utterance is its LibriSpeech speaker id. Audio stays where it is: wav.scp holds absolute
 FLAC paths (soundfile reads FLAC; stage 2 formats them).
 
-    python -m softpl.data.librispeech --data_dir data --nj 4 \\
+    python -m softpl.corpora.librispeech --data_dir data --nj 4 \\
         --labeled train_clean_100 LibriSpeech/train-clean-100 \\
         --unlabeled train_860 LibriSpeech/train-clean-360 LibriSpeech/train-other-500 \\
         --labeled dev_clean LibriSpeech/dev-clean --disjoint_speakers train_clean_100 train_860 dev_clean
