@@ -242,11 +242,11 @@ if run_stage 2; then
     stage_timer_start
     rm -f "$data_feats/org/.stage2.done"
     for set in $all_sets; do
-      $python -m softpl.bin.format_data --src "data/$set" --dst "$data_feats/org/$set" \
+      $python -m softpl.bin.format_data --data_dir "data/$set" --output_dir "$data_feats/org/$set" \
         --fs "$fs" --nj "$nj" --skip_bad "$skip_bad"
     done
     $python -m softpl.bin.validate_data --data_dir "$data_feats/org/$unlabeled_set" --fs "$fs" \
-      --labeled_dirs $(for s in $labeled_sets; do echo "$data_feats/org/$s"; done) --no_audio_check
+      --labeled_dirs $(for s in $labeled_sets; do echo "$data_feats/org/$s"; done) --audio_check false
     mark_done "$data_feats/org/.stage2.done" "$sig"
     stage_timer_end 2
   fi
@@ -263,10 +263,10 @@ if run_stage 3; then
     rm -f "$data_feats/.stage3.done"
     for set in $all_sets; do
       if [ "$set" = "$train_set" ] || [ "$set" = "$unlabeled_set" ]; then
-        $python -m softpl.bin.filter_data --src "$data_feats/org/$set" --dst "$data_feats/$set" \
+        $python -m softpl.bin.filter_data --data_dir "$data_feats/org/$set" --output_dir "$data_feats/$set" \
           --min_dur "$min_dur" --max_dur "$max_dur"
       else
-        $python -m softpl.bin.filter_data --src "$data_feats/org/$set" --dst "$data_feats/$set"
+        $python -m softpl.bin.filter_data --data_dir "$data_feats/org/$set" --output_dir "$data_feats/$set"
       fi
     done
     mark_done "$data_feats/.stage3.done" "$sig"
@@ -281,7 +281,7 @@ if [ -n "$seed_model_dir" ]; then
   if run_stage 4 || run_stage 5 || run_stage 6; then
     log "stages 4-6: seed imported from $seed_model_dir -> $seed_exp"
     $python -m softpl.bin.import_seed --model_dir "$seed_model_dir" --text "$data_feats/$train_set/text" \
-      --out "$seed_exp"
+      --output_dir "$seed_exp"
     mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
   fi
   [ -f "$seed_exp/seed.env" ] || { echo "run.sh: $seed_exp/seed.env missing: run stage 6 to import the seed" >&2; exit 1; }
@@ -309,10 +309,10 @@ if run_stage 4 && [ -z "$seed_model_dir" ]; then
     stage_timer_start
     rm -f "$token_dir/.stage4.done"
     $python -m softpl.bin.make_token_list --text "$data_feats/$train_set/text" \
-      --token_type "$token_type" --nbpe "$nbpe" --out_dir "$token_dir"
+      --token_type "$token_type" --nbpe "$nbpe" --output_dir "$token_dir"
     for set in $labeled_sets; do
       $python -m softpl.bin.validate_data --data_dir "$data_feats/$set" --fs "$fs" \
-        --token_list "$token_list" --no_audio_check
+        --token_list "$token_list" --audio_check false
     done
     mark_done "$token_dir/.stage4.done" "$sig"
     stage_timer_end 4
@@ -429,7 +429,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
       for n in $(seq "$_nj"); do cat "$dec/logdir/$set/output.$n/$set/$f"; done | LC_ALL=C sort -k1,1 > "$dec/$set/$f"
     done
     $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$dec/$set/text" \
-      --utt2spk "$data_feats/$set/utt2spk" --out_dir "$dec/$set" --asr_model_file "$model"
+      --utt2spk "$data_feats/$set/utt2spk" --output_dir "$dec/$set" --asr_model_file "$model"
   done
   if [ "$espnet_inference" = true ]; then
     for set in $test_sets; do
@@ -437,7 +437,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
         --data_path_and_name_and_type "$data_feats/$set/wav.scp,speech,sound" --ctc_weight 1.0 --beam_size 1 \
         --batch_size 1 "${device_opts[@]}" --output_dir "$exp/decode_espnet/$set" > "$exp/decode_espnet.$set.log" 2>&1
       $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$exp/decode_espnet/$set/1best_recog/text" \
-        --utt2spk "$data_feats/$set/utt2spk" --out_dir "$exp/decode_espnet/$set" --asr_model_file "$model"
+        --utt2spk "$data_feats/$set/utt2spk" --output_dir "$exp/decode_espnet/$set" --asr_model_file "$model"
     done
   fi
   mark_done "$dec/.done" "$sig"
@@ -485,7 +485,7 @@ done
 train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped when done with the same options)
   local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0 start_opts after=$branch_after
   if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
-    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised --after_epoch "$after" \
+    $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised true --after_epoch "$after" \
       --out "$new_config" || return 1
     trainer=espnet2.bin.asr_train; extra=()
   else
@@ -508,7 +508,7 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
   if [ "$after" -gt 0 ]; then
     # A run interrupted earlier resumes from its own checkpoint; a new one starts from the seed's state.
     if [ ! -f "$exp/checkpoint.pth" ]; then
-      $python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --config "$exp/train.yaml" --out_dir "$exp" || return 1
+      $python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --config "$exp/train.yaml" --output_dir "$exp" || return 1
     fi
     start_opts=()
   else
@@ -532,7 +532,7 @@ if run_stage 8; then
   # The seed epoch every continuation goes on from (0: no training state to branch from), read once.
   branch_after=0
   if [ -f "$seed_exp/checkpoint.pth" ]; then
-    branch_after=$($python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --epoch) || exit 1
+    branch_after=$($python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --print_epoch true) || exit 1
   fi
   if [ "$pl_nj" -eq 1 ]; then
     for run in $continuation_runs; do train_continuation "$run" || exit 1; done

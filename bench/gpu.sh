@@ -125,5 +125,5 @@ fi
 
 # ---- 4: summary -----------------------------------------------------------------------------------
 [ -z "$sampler" ] || { kill "$sampler" 2>/dev/null || true; sampler=""; }
-"$python" "$root/bench/gpu_summary.py" --out_dir "$out"
+"$python" "$root/bench/gpu_summary.py" --output_dir "$out"
 log "results: $out/gpu_results.json, $out/gpu_results.md"

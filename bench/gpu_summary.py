@@ -5,7 +5,7 @@ Reads what gpu.sh left there: ``versions.txt``, ``throughput.json`` (bench/gpu_t
 and ``train_<exp>.log`` (ESPnet train.log of each experiment). Parts that are missing (a dry run, a timeout)
 are reported as missing, not invented.
 
-Usage: ``python bench/gpu_summary.py --out_dir DIR``.
+Usage: ``python bench/gpu_summary.py --output_dir DIR``.
 """
 from __future__ import annotations
 
@@ -173,12 +173,12 @@ def markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--output_dir", type=Path, required=True)
     args = parser.parse_args()
-    results = summarize(args.out_dir)
-    (args.out_dir / "gpu_results.json").write_text(json.dumps(results, indent=1) + "\n")
+    results = summarize(args.output_dir)
+    (args.output_dir / "gpu_results.json").write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)
-    (args.out_dir / "gpu_results.md").write_text(text + "\n")
+    (args.output_dir / "gpu_results.md").write_text(text + "\n")
     print(text)
 
 

@@ -123,3 +123,20 @@ def test_every_run_is_decoded_from_the_average_its_first_validation_criterion_na
     (exp / "valid.cer_ctc.ave.pth").write_bytes(b"")
     printed = subprocess.run(cli, capture_output=True, text=True, check=True).stdout.strip()
     assert printed == str(exp / "valid.cer_ctc.ave.pth")
+
+
+def test_branch_seed_cli_prints_the_epoch_and_branches_into_output_dir(tmp_path, capsys):
+    from softpl.bin import branch_seed
+
+    seed = tmp_path / "asr_seed"
+    seed.mkdir()
+    torch.save({"model": {}, "reporter": {"stats": {1: {}}, "epoch": 3}, "optimizers": [], "schedulers": []},
+               seed / "checkpoint.pth")
+    config = yaml.safe_dump({"optim": "adam", "optim_conf": {"lr": LR}})
+    (seed / "config.yaml").write_text(config)
+    (tmp_path / "train.yaml").write_text(config)
+    branch_seed.main(["--seed_exp", str(seed), "--print_epoch", "true"])
+    assert capsys.readouterr().out.strip() == "3"
+    branch_seed.main(["--seed_exp", str(seed), "--config", str(tmp_path / "train.yaml"),
+                      "--output_dir", str(tmp_path / "pl_hard")])
+    assert branch_epoch(tmp_path / "pl_hard" / "checkpoint.pth") == 3

@@ -138,9 +138,9 @@ def test_utterance_ids_must_be_usable_as_file_names(tmp_path):
 def test_cli_exit_codes(tmp_path, capsys):
     src = make_src(tmp_path / "src", {"a": (1600, 8000, 2)})
     dst = tmp_path / "dst"
-    assert format_data.main(["--src", str(src), "--dst", str(dst), "--fs", "16000"]) == 0
+    assert format_data.main(["--data_dir", str(src), "--output_dir", str(dst), "--fs", "16000"]) == 0
     assert capsys.readouterr().out.endswith(f"{dst}: 1 utterances, 0.00 hours at 16000 Hz mono; 0 used in place, "
                                             "1 written (resampled 1, downmixed 1)\n")
     (src / "text").write_text("a\n")
-    assert format_data.main(["--src", str(src), "--dst", str(dst), "--skip_bad", "false"]) == 1
+    assert format_data.main(["--data_dir", str(src), "--output_dir", str(dst), "--skip_bad", "false"]) == 1
     assert f"{src / 'text'}:1: a: empty transcript" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def test_skip_bad_leaves_bad_lines_out_and_lists_them(tmp_path, capsys):
     manifest = tmp_path / "m.tsv"
     manifest.write_text("s/a.wav\tONE\ns/gone.wav\tTWO\ns/b.wav\t&\njust one column\nt/b.wav\tTHREE\ts\n")
     out = tmp_path / "out"
-    assert import_manifest.main(["--manifest", str(manifest), "--out", str(out), "--skip_bad", "true"]) == 0
+    assert import_manifest.main(["--manifest", str(manifest), "--output_dir", str(out), "--skip_bad", "true"]) == 0
     assert table(out, "text") == ["s-a ONE", "s-b-2 THREE"]  # ids are assigned before skipping
     skipped = table(out, "skipped_utts.txt")
     assert [line.split("\t")[0] for line in skipped] == ["s-gone", "s-b", f"{manifest}:4"]
@@ -137,7 +137,7 @@ def test_skip_bad_with_nothing_left_fails(tmp_path):
 
 def test_cli_error_exits_1_naming_the_line(tmp_path, capsys):
     (tmp_path / "m.tsv").write_text("gone.wav\tHELLO\n")
-    assert import_manifest.main(["--manifest", str(tmp_path / "m.tsv"), "--out", str(tmp_path / "out")]) == 1
+    assert import_manifest.main(["--manifest", str(tmp_path / "m.tsv"), "--output_dir", str(tmp_path / "out")]) == 1
     assert f"{tmp_path / 'm.tsv'}:1: gone: audio file not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -149,7 +149,7 @@ def test_audio_folder_is_searched_recursively_for_audio_only(tmp_path):
     tone(root / "spk9" / "z.ogg", 3200)
     (root / "spk9" / "notes.txt").write_text("not audio")
     out = tmp_path / "out"
-    assert import_manifest.main(["--audio_dir", str(root), "--out", str(out), "--nj", "2"]) == 0
+    assert import_manifest.main(["--audio_dir", str(root), "--output_dir", str(out), "--nj", "2"]) == 0
     assert table(out, "wav.scp") == [f"deep-y {root / 'spk9/deep/y.FLAC'}", f"spk9-z {root / 'spk9/z.ogg'}",
                                      f"x {root / 'x.wav'}"]
     assert table(out, "utt2spk") == ["deep-y deep", "spk9-z spk9", "x x"]

@@ -49,7 +49,7 @@ def test_merge_configs_numbers_a_branch_epochs_on_from_the_seed(tmp_path):
     configs = [str(tmp_path / "seed.yaml"), str(tmp_path / "cont.yaml")]
     merge_main([*configs, "--after_epoch", "20", "--out", str(tmp_path / "pl.yaml")])
     assert yaml.safe_load((tmp_path / "pl.yaml").read_text())["max_epoch"] == 24
-    merge_main([*configs, "--supervised", "--after_epoch", "20", "--out", str(tmp_path / "sup.yaml")])
+    merge_main([*configs, "--supervised", "true", "--after_epoch", "20", "--out", str(tmp_path / "sup.yaml")])
     assert yaml.safe_load((tmp_path / "sup.yaml").read_text()) == {"max_epoch": 24, "num_iters_per_epoch": 50}
 
 

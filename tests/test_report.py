@@ -62,7 +62,7 @@ def test_score_writes_espnet_layout_and_agrees_with_sclite(texts, tmp_path, capl
 def test_score_cli_without_sclite(texts, tmp_path, capsys):
     ref, hyp, _ = texts
     out = tmp_path / "py_only"
-    score.main(["--ref", str(ref), "--hyp", str(hyp), "--out_dir", str(out), "--no_sclite"])
+    score.main(["--ref", str(ref), "--hyp", str(hyp), "--output_dir", str(out), "--sclite", "false"])
     line = capsys.readouterr().out.strip()
     assert line == (f"{out}: WER 50.00% (S 1 D 1 I 1 / 6), CER 42.86% (S 1 D 5 I 3 / 21) over 3 utterances; "
                     "sclite not run")
@@ -83,7 +83,7 @@ def test_key_only_hypothesis_line_is_an_empty_hypothesis(tmp_path):
 def test_score_module_entry_point(texts, tmp_path):
     ref, hyp, _ = texts
     proc = subprocess.run([sys.executable, "-m", "softpl.bin.score", "--ref", str(ref), "--hyp", str(hyp),
-                           "--out_dir", str(tmp_path / "cli"), "--no_sclite"], capture_output=True, text=True)
+                           "--output_dir", str(tmp_path / "cli"), "--sclite", "false"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "WER 50.00%" in proc.stdout
 

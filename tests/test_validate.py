@@ -241,7 +241,7 @@ def test_cli_ok_and_exit_codes(tmp_path, capsys):
     assert validate_data.main(["--data_dir", str(d)]) == 1
     err = capsys.readouterr().err
     assert f"{d / 'wav.scp'}:1: u1: audio file not found" in err
-    assert validate_data.main(["--data_dir", str(d), "--no_audio_check"]) == 0
+    assert validate_data.main(["--data_dir", str(d), "--audio_check", "false"]) == 0
     assert capsys.readouterr().out == f"OK: {d} (3 utterances, duration unknown: no utt2dur)\n"
     assert validate_data.main(["--data_dir", str(d), "--skip_bad", "true"]) == 0
     assert "OK: " in capsys.readouterr().out and "u1" not in (d / "wav.scp").read_text()

@@ -2,8 +2,8 @@
 
 Every per-utterance file (wav.scp, text, text.ref, utt2spk, utt2dur, utt2num_samples) is filtered
 consistently and spk2utt regenerated. Removed utterances are counted and listed with their duration in
-``<dst>/filtered_utts.txt``: nothing is dropped silently. Without bounds the dir is copied unchanged.
-The output is written to ``<dst>.tmp`` and renamed at the end, so a partial output never looks finished.
+``<output_dir>/filtered_utts.txt``: nothing is dropped silently. Without bounds the dir is copied unchanged.
+The output is written to ``<output_dir>.tmp`` and renamed at the end, so a partial output never looks finished.
 """
 from __future__ import annotations
 
@@ -32,15 +32,15 @@ def filter_by_duration(src: Path, dst: Path, min_dur: float = 0.0, max_dur: floa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--src", type=Path, required=True)
-    parser.add_argument("--dst", type=Path, required=True)
+    parser.add_argument("--data_dir", type=Path, required=True, help="formatted data dir")
+    parser.add_argument("--output_dir", type=Path, required=True, help="filtered data dir to write (replaced)")
     parser.add_argument("--min_dur", type=float, default=0.0, help="seconds")
     parser.add_argument("--max_dur", type=float, default=math.inf, help="seconds")
     args = parser.parse_args(argv)
-    total = len(read_table(args.src / "utt2dur"))
-    removed = filter_by_duration(args.src, args.dst, args.min_dur, args.max_dur)
-    note = f" (listed in {args.dst / 'filtered_utts.txt'})" if removed else ""
-    print(f"{args.dst}: kept {total - len(removed)} of {total} utterances; "
+    total = len(read_table(args.data_dir / "utt2dur"))
+    removed = filter_by_duration(args.data_dir, args.output_dir, args.min_dur, args.max_dur)
+    note = f" (listed in {args.output_dir / 'filtered_utts.txt'})" if removed else ""
+    print(f"{args.output_dir}: kept {total - len(removed)} of {total} utterances; "
           f"removed {len(removed)} outside [{args.min_dur}, {args.max_dur}] s{note}")
 
 

@@ -1,10 +1,10 @@
 """Use an existing ESPnet ASR model as the seed: an experiment folder or an unpacked model-zoo folder.
 
-``python -m softpl.bin.import_seed --model_dir DIR --text dump/raw/train_labeled/text --out exp/asr_seed``
+``python -m softpl.bin.import_seed --model_dir DIR --text dump/raw/train_labeled/text --output_dir exp/asr_seed``
 finds the model's ``config.yaml`` and weights in DIR (an ESPnet ``exp/asr_*`` folder, or a model-zoo folder
 holding ``exp/**/config.yaml``; DIR may also be a model-zoo tag such as ``pyf98/librispeech_100_ctc_e_branchformer``,
 which ``espnet_model_zoo`` resolves from its local cache, downloading it where it can), checks that it can do CTC and that its token list covers the characters
-of the labeled transcripts, and writes to ``--out``:
+of the labeled transcripts, and writes to ``--output_dir``:
 
 - ``config.yaml``: the model's config with its file paths (bpemodel, normalization statistics) made
   absolute, so ESPnet and softpl's decoders load it from anywhere;
@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model_dir", required=True,
                         help="ESPnet ASR experiment folder, unpacked model-zoo folder, or model-zoo tag")
     parser.add_argument("--text", type=Path, required=True, help="labeled transcripts the token list must cover")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--output_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        env = import_seed(resolve_model_dir(args.model_dir), args.text, args.out)
+        env = import_seed(resolve_model_dir(args.model_dir), args.text, args.output_dir)
     except SeedError as e:
         print(f"import_seed: error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"{args.out}: seed from {os.path.realpath(env['seed_init_param'].split(':')[0])} "
+    print(f"{args.output_dir}: seed from {os.path.realpath(env['seed_init_param'].split(':')[0])} "
           f"(token type {env['seed_token_type']})")
 
 

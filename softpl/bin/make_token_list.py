@@ -1,7 +1,7 @@
 """Stage 4: build the token list with the sentencepiece Python API from labeled transcripts only.
 
-Writes ``<out_dir>/bpe.model`` (a sentencepiece model, used by ESPnet as ``--token_type bpe --bpemodel``)
-and ``<out_dir>/tokens.txt`` in ESPnet's order: ``<blank>`` (id 0, the CTC blank), ``<unk>``, the pieces,
+Writes ``<output_dir>/bpe.model`` (a sentencepiece model, used by ESPnet as ``--token_type bpe --bpemodel``)
+and ``<output_dir>/tokens.txt`` in ESPnet's order: ``<blank>`` (id 0, the CTC blank), ``<unk>``, the pieces,
 ``<sos/eos>`` last. ``--token_type char`` trains a character model (one piece per letter, ``▁`` for the
 word boundary); ``bpe`` a BPE model of ``--nbpe`` pieces.
 """
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text", type=Path, required=True, help="Kaldi text file of the labeled training set")
     parser.add_argument("--token_type", choices=("char", "bpe"), default="char")
     parser.add_argument("--nbpe", type=int, default=100, help="vocabulary size for --token_type bpe")
-    parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--output_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    tokens = train_token_model(args.text, args.out_dir, args.token_type, args.nbpe)
-    logging.info("%s: %d tokens (%s) from %s", args.out_dir / "tokens.txt", len(tokens), args.token_type, args.text)
+    tokens = train_token_model(args.text, args.output_dir, args.token_type, args.nbpe)
+    logging.info("%s: %d tokens (%s) from %s", args.output_dir / "tokens.txt", len(tokens), args.token_type, args.text)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A pseudo-labeling run's config is the seed's architecture + the corpus' continuation schedule + one PL
 variant: ``python -m softpl.bin.merge_configs conf/train_seed.yaml conf/train_pl.yaml conf/pl/soft.yaml
---out exp/pl_soft/train.yaml``. ``--supervised`` makes the matching supervised-only continuation for stock
+--out exp/pl_soft/train.yaml``. ``--supervised true`` makes the matching supervised-only continuation for stock
 ESPnet: the ``pl_*`` keys are dropped and ``num_iters_per_epoch`` is multiplied by
 ``1 + pl_unlabeled_per_labeled``, so it makes as many updates as a pseudo-labeling run.
 ``--after_epoch S`` is for runs that continue the seed's training state (``softpl.bin.branch_seed``): the
@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 import yaml
+from espnet2.utils.types import str2bool
 
 PL_DEFAULT_UNLABELED_PER_LABELED = 4  # CPLTrainer's default, used when no config sets it
 
@@ -42,7 +43,7 @@ def supervised_equivalent(config: dict) -> dict:
     """The supervised-only continuation matching a pseudo-labeling config (same number of updates)."""
     ratio = config.get("pl_unlabeled_per_labeled", PL_DEFAULT_UNLABELED_PER_LABELED)
     if "num_iters_per_epoch" not in config:
-        raise ValueError("--supervised needs num_iters_per_epoch in the configs, to match the number of updates")
+        raise ValueError("--supervised true needs num_iters_per_epoch in the configs, to match the number of updates")
     plain = {k: v for k, v in config.items() if not k.startswith(("pl_", "unlabeled_"))}
     plain["num_iters_per_epoch"] = config["num_iters_per_epoch"] * (1 + ratio)
     if plain.get("model") == "cpl":
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", type=Path, nargs="+", help="YAML files, later ones override earlier ones")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--supervised", action="store_true", help="supervised-only equivalent (see above)")
+    parser.add_argument("--supervised", type=str2bool, default=False, help="supervised-only equivalent (see above)")
     parser.add_argument("--after_epoch", type=int, default=0,
                         help="the seed epoch the run continues from: max_epoch becomes this plus max_epoch")
     args = parser.parse_args(argv)

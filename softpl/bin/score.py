@@ -3,10 +3,10 @@
 Usage::
 
     python -m softpl.bin.score --ref data/test/text --hyp exp/m/decode_x/test/text \\
-        --out_dir exp/m/decode_x/test [--utt2spk data/test/utt2spk] [--no_sclite]
+        --output_dir exp/m/decode_x/test [--utt2spk data/test/utt2spk] [--sclite true]
 
-Writes ``OUT_DIR/score_wer/{ref.trn,hyp.trn,result.txt}`` and ``OUT_DIR/score_cer/...`` (as ESPnet's
-``asr.sh`` stage 13 does) and ``OUT_DIR/scores.json``. The Python counts (:func:`softpl.scoring.wer.align`)
+Writes ``OUTPUT_DIR/score_wer/{ref.trn,hyp.trn,result.txt}`` and ``OUTPUT_DIR/score_cer/...`` (as ESPnet's
+``asr.sh`` stage 13 does) and ``OUTPUT_DIR/scores.json``. The Python counts (:func:`softpl.scoring.wer.align`)
 must equal sclite's, or scoring stops with both. A reference utterance without hypothesis is scored as an
 empty hypothesis (all deletions) and reported; a hypothesis without reference is an error.
 """
@@ -17,6 +17,8 @@ import json
 import logging
 import os
 from pathlib import Path
+
+from espnet2.utils.types import str2bool
 
 from softpl.data.datadir import read_table
 from softpl.scoring.results import SCORES_FILE
@@ -118,15 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", type=Path, required=True, help="reference text (Kaldi style: uttid transcript)")
     parser.add_argument("--hyp", type=Path, required=True, help="hypothesis text (Kaldi style)")
-    parser.add_argument("--out_dir", type=Path, required=True, help="gets score_wer/, score_cer/ and scores.json")
+    parser.add_argument("--output_dir", type=Path, required=True, help="gets score_wer/, score_cer/ and scores.json")
     parser.add_argument("--utt2spk", type=Path, help="speaker of each utterance, for sclite's per-speaker tables")
     parser.add_argument("--asr_model_file", help="the checkpoint that was decoded: recorded in scores.json")
-    parser.add_argument("--no_sclite", action="store_true", help="score in Python only (no sclite cross-check)")
+    parser.add_argument("--sclite", type=str2bool, default=True,
+                        help="cross-check the Python counts with sclite; false scores in Python only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    scores = score(args.ref, args.hyp, args.out_dir, args.utt2spk, use_sclite=not args.no_sclite,
+    scores = score(args.ref, args.hyp, args.output_dir, args.utt2spk, use_sclite=args.sclite,
                    model_file=args.asr_model_file)
-    print(summary_line(args.out_dir, scores))
+    print(summary_line(args.output_dir, scores))
 
 
 if __name__ == "__main__":

@@ -25,11 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token_list", type=Path, help="check that every transcript character has a token")
     parser.add_argument("--labeled_dirs", type=Path, nargs="+", default=[],
                         help="labeled sets that must share no utterance with this (unlabeled) set")
-    parser.add_argument("--no_audio_check", action="store_true", help="check the tables only, not the audio")
+    parser.add_argument("--audio_check", type=str2bool, default=True,
+                        help="read every audio header; false checks the tables only")
     parser.add_argument("--skip_bad", type=str2bool, default=False, help="drop bad utterances instead of failing")
     args = parser.parse_args(argv)
     try:
-        problems = validate_data_dir(args.data_dir, fs=args.fs, check_audio=not args.no_audio_check,
+        problems = validate_data_dir(args.data_dir, fs=args.fs, check_audio=args.audio_check,
                                      token_list=args.token_list, labeled_dirs=args.labeled_dirs)
         raise_or_skip(problems, args.data_dir, args.skip_bad)
         data = DataDir.load(args.data_dir)
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {args.data_dir}: {e}", file=sys.stderr)
         return 1
     # Without utt2dur the duration comes from the audio headers, which only an audio check has vouched for.
-    known = data.utt2dur is not None or not args.no_audio_check
+    known = data.utt2dur is not None or args.audio_check
     duration = f"{data.total_seconds() / 3600:.2f} hours" if known else "duration unknown: no utt2dur"
     print(f"OK: {args.data_dir} ({len(data.wav_scp)} utterances, {duration})")
     return 0

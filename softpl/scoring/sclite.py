@@ -32,7 +32,7 @@ def find_sclite() -> list[str]:
     raise FileNotFoundError(
         "sclite (NIST SCTK) not found on PATH, at /usr/lib/sctk/bin/sclite or as `sctk sclite`. "
         "Install it (`apt-get install sctk`, or build https://github.com/usnistgov/SCTK and put its bin/ "
-        "on PATH), or score without it with --no_sclite."
+        "on PATH), or score without it with --sclite false."
     )
 
 

@@ -49,7 +49,7 @@ import_set() {  # import_set <labeled|unlabeled> <SET=SOURCE>
   elif [ -d "$source" ]; then from=(--audio_dir "$source")
   else from=(--audio_list "$source")
   fi
-  python -m softpl.bin.import_manifest "${from[@]}" --out "data/$set" --normalize "$normalize" \
+  python -m softpl.bin.import_manifest "${from[@]}" --output_dir "data/$set" --normalize "$normalize" \
     --skip_bad "$skip_bad" --nj "$nj"
 }
 
