@@ -96,7 +96,8 @@ def study_md(runs: Sequence[RunSummary], sets: Sequence[str]) -> str:
 
 
 def mean_history(histories: Sequence[list[dict[str, float]]]) -> list[dict[str, float]]:
-    """Per-epoch mean of several runs' histories (``softpl.scoring.history.read_history``), over the epochs all share."""
+    """Per-epoch mean of several runs' histories (``softpl.scoring.history.read_history``), over the epochs all
+    share."""
     epochs = min(len(h) for h in histories)
     merged = []
     for index in range(epochs):
