@@ -118,7 +118,9 @@ inference_nj=${inference_nj:-$nj}
 [[ "$inference_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --inference_nj must be a positive integer, got '$inference_nj'" >&2; exit 1; }
 
 # ---- environment ----------------------------------------------------------------------------------
-"$softpl_root/utils/setup_env.sh"
+# C locale, as Kaldi/ESPnet recipes set it (path.sh): byte-order sort and tools; Python keeps UTF-8 (PEP 540).
+export LC_ALL=C
+"$softpl_root/utils/setup_env.sh" --recipes .  # the system tools of this recipe (local/system_tools), .venv
 export PATH="$softpl_root/.venv/bin:$PATH"
 python=python
 export PYTHONUNBUFFERED=1
