@@ -2,7 +2,8 @@
 as mean +- standard deviation per variant, with collapse counts, alarm updates and wall time.
 
 A run counts as collapsed when its final pseudo-labels are mostly blank (blank rate >= ``COLLAPSE_BLANK_RATE``)
-or its WER on the first reported set is at least ``COLLAPSE_WER`` percent (a degenerate model; docs/method.md, 'The collapse').
+or its WER on the first reported set is at least ``COLLAPSE_WER`` percent (a degenerate model; docs/method.md,
+'The collapse').
 """
 from __future__ import annotations
 
