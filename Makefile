@@ -1,10 +1,23 @@
-# softpl: `make test` is the whole test suite (unit tests + end-to-end smoke of the recipe stages).
+# softpl: `make test` is the whole test suite (unit tests + end-to-end smoke of the recipe stages);
+# `make lint` runs ruff and shellcheck. Both set up what they need first (utils/setup_env.sh): missing system
+# tools stop it with the apt-get command to run, unless INSTALL_SYSTEM_PACKAGES=true (CI) lets it install them.
 PY := .venv/bin/python
+INSTALL_SYSTEM_PACKAGES ?= false
+SETUP_ENV := utils/setup_env.sh --install_system_packages $(INSTALL_SYSTEM_PACKAGES)
 
-.PHONY: env test unit smoke clean
+.PHONY: env lint-env lint test unit smoke clean
 
+# The tests render the synthetic corpus and score with sclite: every recipe's local/system_tools, and .venv.
 env:
-	utils/setup_env.sh
+	$(SETUP_ENV) --recipes all
+
+lint-env:
+	$(SETUP_ENV) --recipes "" --tools shellcheck
+
+# ruff (ruff.toml) on the Python; shellcheck (.shellcheckrc) on every tracked shell script.
+lint: lint-env
+	$(PY) -m ruff check .
+	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x
 
 test: env
 	$(PY) -m pytest tests -q -rs

@@ -118,7 +118,9 @@ inference_nj=${inference_nj:-$nj}
 [[ "$inference_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --inference_nj must be a positive integer, got '$inference_nj'" >&2; exit 1; }
 
 # ---- environment ----------------------------------------------------------------------------------
-"$softpl_root/utils/setup_env.sh"
+# C locale, as Kaldi/ESPnet recipes set it (path.sh): byte-order sort and tools; Python keeps UTF-8 (PEP 540).
+export LC_ALL=C
+"$softpl_root/utils/setup_env.sh" --recipes .  # the system tools of this recipe (local/system_tools), .venv
 export PATH="$softpl_root/.venv/bin:$PATH"
 python=python
 export PYTHONUNBUFFERED=1
@@ -209,8 +211,8 @@ stage_timer_end() { log "stage $1 finished in $(( $(date +%s) - _t0 )) s"; }
 
 data_feats=$dumpdir/raw
 all_sets="$train_set $unlabeled_set $(echo "$valid_set $test_sets" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
-all_sets=$(echo $all_sets | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
-labeled_sets=$(echo $all_sets | tr ' ' '\n' | grep -vx "$unlabeled_set" | tr '\n' ' ')
+all_sets=$(printf '%s\n' "$all_sets" | awk '{for (i = 1; i <= NF; i++) if (!seen[$i]++) print $i}' | tr '\n' ' ')
+labeled_sets=$(printf '%s' "$all_sets" | tr ' ' '\n' | grep -vx "$unlabeled_set" | tr '\n' ' ')
 token_dir=data/token_list/$token_type
 bpemodel=$token_dir/bpe.model
 token_list=$token_dir/tokens.txt
@@ -218,7 +220,7 @@ stats_dir=$expdir/asr_stats_$token_type
 
 # ---- stage 1: data preparation --------------------------------------------------------------------
 if run_stage 1; then
-  sig="seed=$seed nj=$nj opts=$local_data_opts $(cat db.sh 2>/dev/null | grep -v '^#' || true)"
+  sig="seed=$seed nj=$nj opts=$local_data_opts $(grep -v '^#' db.sh 2>/dev/null || true)"
   if stage_done data/.stage1.done "$sig"; then
     log "stage 1: data preparation already done ($sig)"
   else
@@ -245,6 +247,7 @@ if run_stage 2; then
       $python -m softpl.bin.format_data --data_dir "data/$set" --output_dir "$data_feats/org/$set" \
         --fs "$fs" --nj "$nj" --skip_bad "$skip_bad"
     done
+    # shellcheck disable=SC2046  # one data dir per labeled set (set names are single words)
     $python -m softpl.bin.validate_data --data_dir "$data_feats/org/$unlabeled_set" --fs "$fs" \
       --labeled_dirs $(for s in $labeled_sets; do echo "$data_feats/org/$s"; done) --audio_check false
     mark_done "$data_feats/org/.stage2.done" "$sig"
@@ -285,6 +288,7 @@ if [ -n "$seed_model_dir" ]; then
     mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
   fi
   [ -f "$seed_exp/seed.env" ] || { echo "run.sh: $seed_exp/seed.env missing: run stage 6 to import the seed" >&2; exit 1; }
+  # shellcheck source=/dev/null  # written by stage 6
   . "$seed_exp/seed.env"
   espnet_token_opts=(--token_type "$seed_token_type" --token_list "$token_list")
   [ -n "$seed_bpemodel" ] && espnet_token_opts+=(--bpemodel "$seed_bpemodel")
@@ -353,6 +357,7 @@ if run_stage 5 && [ -z "$seed_model_dir" ]; then
     for n in "${!pids[@]}"; do
       wait "${pids[$n]}" || { echo "collect-stats job $((n + 1)) failed, see $stats_dir/logdir/stats.$((n + 1)).log" >&2; tail -20 "$stats_dir/logdir/stats.$((n + 1)).log" >&2; exit 1; }
     done
+    # shellcheck disable=SC2046  # one --input_dir per job
     $python -m espnet2.bin.aggregate_stats_dirs \
       $(for n in $(seq "$_nj"); do echo --input_dir "$stats_dir/logdir/stats.$n"; done) --output_dir "$stats_dir"
     # ESPnet's convention: the text shape file carries the vocabulary size as its second dimension.
@@ -448,6 +453,7 @@ if run_stage 7; then
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
   decode_and_score "$seed_exp"
+  # shellcheck disable=SC2086  # --sets takes one argument per test set
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
   stage_timer_end 7
@@ -566,7 +572,7 @@ fi
 if run_stage 10; then
   log "stage 10: $expdir/RESULTS.md and curves in $expdir/plots"
   plot_opts=()
-  [ -n "$plot_pl_configs" ] && plot_opts=(--plot_variants $(for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done))
+  [ -z "$plot_pl_configs" ] || mapfile -t plot_opts < <(echo --plot_variants; for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done)
   # The curves start at the seed's last epoch, where the continuation runs branched from it.
   [ -f "$seed_exp/checkpoint.pth" ] && plot_opts+=(--branch_from "$(basename "$seed_exp")")
   # shellcheck disable=SC2086

@@ -26,5 +26,5 @@ setup(
     packages=find_packages(include=["softpl", "softpl.*"]),
     python_requires=">=3.12",
     install_requires=install_requires,
-    extras_require={"test": ["pytest>=8.0"]},
+    extras_require={"test": ["pytest>=8.0", "ruff==0.17.6"]},  # ruff: make lint (ruff.toml)
 )

@@ -64,7 +64,8 @@ def time_config(config: dict, vocab: int, batch: int, seconds: float, steps: int
         start = time.perf_counter()
         encoded, _ = model.encode(speech, lengths)
         forward = time.perf_counter() - start
-    return {"params_M": sum(p.numel() for p in model.parameters()) / 1e6, "step_ms": 1000 * statistics.median(times[2:]),
+    return {"params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+            "step_ms": 1000 * statistics.median(times[2:]),
             "eval_forward_ms": 1000 * forward, "frames": encoded.shape[1]}
 
 

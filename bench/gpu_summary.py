@@ -152,7 +152,8 @@ def markdown(results: dict) -> str:
     recipe = results.get("recipe")
     if recipe:
         state = "finished" if recipe["finished"] else "DID NOT FINISH within the limit"
-        lines += [f"egs/synth_en `./run.sh --stage 6 --stop_stage 9 --ngpu 1`: {recipe['wall_seconds']} s wall, {state}.",
+        lines += [f"egs/synth_en `./run.sh --stage 6 --stop_stage 9 --ngpu 1`: {recipe['wall_seconds']} s wall, "
+                  f"{state}.",
                   "", "| stage | seconds | mean GPU utilization % |", "|---|---|---|"]
         for name, stage in recipe["stages"].items():
             lines.append(f"| {name} | {stage['seconds']} | {stage['gpu_util_mean']} |")

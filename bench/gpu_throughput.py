@@ -63,7 +63,7 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
                 stock_s = timed(lambda b: train_step(stock, opt, **b), batches, device)
             break
         except torch.OutOfMemoryError:
-            del stock, opt, batches
+            stock = opt = batches = None  # not del: after an OOM inside build() they may be unbound
             torch.cuda.empty_cache()
             if batch_size == 1:
                 raise
@@ -71,7 +71,7 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
             batch_size //= 2
     peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None
     params = sum(p.numel() for p in stock.parameters())
-    del stock, opt
+    stock = opt = None  # frees the memory (not del: the lambdas above read these names; pyflakes F821)
     if cuda:
         torch.cuda.empty_cache()
 
@@ -92,7 +92,7 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
             "soft": [pseudo_label_batch(make_labels(b, True), transcripts=False, soft=True, frame_ids=False)
                      for b in batches],
         }
-    del plugin, opt
+    plugin = opt = None
     unlabeled_s = {}
     for target, pls in targets.items():
         model = build(config, token_list, "cpl", {"pl_target": target}, device)
@@ -105,7 +105,7 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
 
         with amp:
             unlabeled_s[target] = timed(step, list(range(len(batches))), device)
-        del model, opt
+        model = opt = None
     if cuda:
         torch.cuda.empty_cache()
 
@@ -136,7 +136,8 @@ def main() -> None:
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    out = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+    cpu = f"cpu ({torch.get_num_threads()} threads)"
+    out = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else cpu,
            "torch": torch.__version__, "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     with tempfile.TemporaryDirectory() as tmp:
         token_list = Path(tmp) / "tokens.txt"

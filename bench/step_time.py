@@ -152,12 +152,14 @@ def main() -> None:
         results[f"unlabeled step ({name}) + labeling amortized at p={p}"] = (
             results[f"plugin unlabeled step ({name})"] + p * results[label_key])
 
-    print(f"device: {device} ({torch.cuda.get_device_name(0) if device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+    device_name = torch.cuda.get_device_name(0) if device == 'cuda' else f'{torch.get_num_threads()} threads'
+    print(f"device: {device} ({device_name}), "
           f"{len(batches)} batches of ~{args.batch_seconds:.0f} s audio, config {args.config}")
     base = results["stock ESPnet supervised step"]
     labeled_step = results["plugin labeled step"]
     for name, seconds in results.items():
-        print(f"{name:55s} {seconds * 1000:8.1f} ms   x{seconds / base:.3f} of stock   x{seconds / labeled_step:.3f} of labeled")
+        print(f"{name:55s} {seconds * 1000:8.1f} ms   x{seconds / base:.3f} of stock   "
+              f"x{seconds / labeled_step:.3f} of labeled")
 
     # Soft-cache bytes per utterance, on the posteriors of the (untrained) model for real audio.
     log_probs, lengths, _ = teacher_log_probs(plugin, *batches[0])

@@ -42,7 +42,8 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     fmt = "%Y-%m-%d %H:%M:%S"
     (tmp_path / "recipe.log").write_text(
         f"{stamp(t0, fmt)} [run.sh] stage 6: seed training\nnoise\n{stamp(t0 + 20, fmt)} [run.sh] stage 8: pl_hard\n"
-        f"{stamp(t0 + 30, fmt)} [run.sh] stage 8: asr_supervised_cont\n{stamp(t0 + 50, fmt)} [run.sh] done: stages 6-8\n")
+        f"{stamp(t0 + 30, fmt)} [run.sh] stage 8: asr_supervised_cont\n"
+        f"{stamp(t0 + 50, fmt)} [run.sh] done: stages 6-8\n")
     epoch = "[vm] x (trainer:392) INFO: {n}epoch results: [train] iter_time=0.1, train_time={t}{extra}, [valid] loss=1"
     (tmp_path / "train_asr_supervised_cont.log").write_text(
         "\n".join(epoch.format(n=n, t=t, extra="") for n, t in [(1, 0.04), (2, 0.06)]))

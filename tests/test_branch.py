@@ -71,7 +71,8 @@ def test_branched_run_continues_the_seeds_optimizer_step_count_and_learning_rate
     seed_dir = root / "seed"
     assert adam_steps(seed_dir / "checkpoint.pth") == 8  # 2 epochs x 4 batches of 2 utterances
     out_dir = tmp_path / kind
-    assert branch_checkpoint(seed_dir / "checkpoint.pth", out_dir) == 2 and branch_epoch(out_dir / "checkpoint.pth") == 2
+    assert branch_checkpoint(seed_dir / "checkpoint.pth", out_dir) == 2
+    assert branch_epoch(out_dir / "checkpoint.pth") == 2
     args = cpl_train_args(root, sets, out_dir, "--max_epoch", "3", "--resume", "true", *schedule)
     if kind == "pl":
         log = train("softpl.bin.cpl_train", args, tmp_path / "train.log")

@@ -19,7 +19,8 @@ OUTSIDE_NOTES = re.compile("method" + r"[- ]notes", re.IGNORECASE)
 def text_files() -> list[Path]:
     """The repository's files that git does not ignore, or a walk that skips run outputs and the virtual environment."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
         files = [ROOT / name for name in out.decode().split("\0") if name]
     except (OSError, subprocess.CalledProcessError):
         files = [p for p in ROOT.rglob("*") if p.is_file()]

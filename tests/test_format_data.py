@@ -34,7 +34,8 @@ def test_resamples_8k_stereo_to_16k_mono_with_the_right_duration(tmp_path):
     src = make_src(tmp_path / "src", {"a": (2000, 8000, 2), "b": (4000, 16000, 1)})
     dst = tmp_path / "dump" / "dev"
     summary = format_data_dir(src, dst, fs=16000)
-    assert (summary.utterances, summary.resampled, summary.downmixed, summary.skipped, summary.in_place) == (2, 1, 1, 0, 1)
+    counts = (summary.utterances, summary.resampled, summary.downmixed, summary.skipped, summary.in_place)
+    assert counts == (2, 1, 1, 0, 1)
     assert summary.seconds == pytest.approx(0.5)
     info = sf.info(dst / "data" / "a.wav")
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 4000, "PCM_16")

@@ -177,7 +177,7 @@ def test_audio_list_resolves_relative_paths_and_names_bad_lines(tmp_path):
 
     listing.write_text("spk/a.wav\nspk/missing.wav\n")
     entries, problems = read_audio_list(listing)
-    with pytest.raises(DataDirError, match=rf"unlab\.lst:2: spk-missing: audio file not found"):
+    with pytest.raises(DataDirError, match=r"unlab\.lst:2: spk-missing: audio file not found"):
         import_data_dir(entries, problems, out, labeled=False)
 
 

@@ -1,4 +1,5 @@
-"""softpl.scoring.study: seed-suffixed runs grouped per variant, mean ± std, collapse counts; and report's study table."""
+"""softpl.scoring.study: seed-suffixed runs grouped per variant, mean ± std, collapse counts; and report's study
+table."""
 from __future__ import annotations
 
 import json

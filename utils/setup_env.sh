@@ -1,36 +1,103 @@
 #!/usr/bin/env bash
-# Create or refresh softpl's environment; sourced by run.sh and called by `make test`.
+# Create or refresh softpl's environment; called by the stage engine (run.sh) for its recipe and by `make`.
+#   * system tools: those each recipe lists in egs/<recipe>/local/system_tools (one home per recipe), plus
+#     --tools. When one is missing it stops with the exact apt-get command to run; with
+#     --install_system_packages true it runs that apt-get itself (as root, else through sudo).
 #   * .venv at the repository root from a Python >= 3.12 (PATH first, then pyenv's installs),
-#     with softpl installed editable plus its test extras (pinned set in setup.py);
-#   * system tools the recipes need: espeak-ng, flite, fortunes (corpus), sclite (Debian's sctk).
-#     As root they are installed with apt-get; otherwise it stops with the exact command to run.
+#     with softpl installed editable plus its test extras (pinned set in setup.py); --venv false skips it.
 # Idempotent: when nothing changed (setup.py unchanged, tools present) a second call takes about a second.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-venv="$root/.venv"
+venv_dir="$root/.venv"
+
+recipes=all                    # recipe folders whose local/system_tools are checked: "all" (every egs/*), or none ("")
+tools=""                       # more system tools to check, e.g. "shellcheck" (make lint)
+install_system_packages=false  # true: install missing system tools with apt-get; false: stop and print the command
+venv=true                      # false: system tools only (no .venv)
+help_message="Usage: utils/setup_env.sh [--recipes all|\"DIR ...\"] [--tools \"TOOL ...\"] [--install_system_packages false|true] [--venv true|false]
+  --recipes                  recipe folders whose local/system_tools are checked (default: all, every egs/*)
+  --tools                    more system tools to check (known: espeak-ng flite fortunes sclite shellcheck)
+  --install_system_packages  true: install what is missing with apt-get (as root, else through sudo);
+                             false (default): stop and print the apt-get command to run
+  --venv                     false: check the system tools only, leave .venv alone (default: true)"
+. "$root/utils/parse_options.sh"
+[ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
+case "$install_system_packages" in true|false) ;; *) echo "$0: --install_system_packages must be true or false" >&2; exit 1 ;; esac
+case "$venv" in true|false) ;; *) echo "$0: --venv must be true or false" >&2; exit 1 ;; esac
 
 log() { echo "[setup_env] $*" >&2; }
 
 # ---- system tools ---------------------------------------------------------------------------------
-declare -A pkg_of=([espeak-ng]=espeak-ng [flite]=flite [sclite]=sctk)
-missing=()
-for tool in espeak-ng flite sclite; do
-  if ! command -v "$tool" >/dev/null 2>&1 && ! [ -x "/usr/lib/sctk/bin/$tool" ]; then
-    missing+=("${pkg_of[$tool]}")
+# tool -> the Debian packages that provide it
+declare -A packages_of=([espeak-ng]=espeak-ng [flite]=flite [fortunes]="fortunes fortunes-min" [sclite]=sctk
+                        [shellcheck]=shellcheck)
+fortune_dir=/usr/share/games/fortunes  # softpl.bin.make_synth_corpus --fortune_dir
+have_tool() {
+  case "$1" in
+    fortunes) [ -f "$fortune_dir/fortunes" ] && [ -f "$fortune_dir/art" ] ;;  # fortunes-min's file, fortunes' files
+    sclite) command -v sclite >/dev/null || [ -x /usr/lib/sctk/bin/sclite ] || command -v sctk >/dev/null ;;
+    *) command -v "$1" >/dev/null ;;
+  esac
+}
+
+declare -A needed_by=()  # tool -> who needs it
+wanted=()                # tools in first-mention order
+need_tool() {  # need_tool <tool> <who>
+  [ -n "${packages_of[$1]:-}" ] || { log "$2: unknown system tool '$1' (known: ${!packages_of[*]})"; exit 1; }
+  [ -n "${needed_by[$1]:-}" ] || wanted+=("$1")
+  needed_by[$1]="${needed_by[$1]:+${needed_by[$1]}, }$2"
+}
+if [ "$recipes" = all ]; then
+  recipes=""
+  for dir in "$root"/egs/*/; do [ ! -f "$dir/local/system_tools" ] || recipes+=" ${dir%/}"; done
+fi
+for dir in $recipes; do
+  [ -d "$dir" ] || { log "--recipes: $dir is not a folder"; exit 1; }
+  name=$(cd "$dir" && pwd); name=${name#"$root/"}
+  if [ ! -f "$dir/local/system_tools" ]; then  # a recipe made before recipes declared their tools
+    log "$name has no local/system_tools (the system tools its stages need): checking the engine's own (sclite)"
+    need_tool sclite "$name"; continue
   fi
+  while read -r line || [ -n "$line" ]; do
+    line=${line%%#*}
+    for tool in $line; do need_tool "$tool" "$name"; done
+  done < "$dir/local/system_tools"
 done
-ls /usr/share/games/fortunes/fortunes >/dev/null 2>&1 || missing+=(fortunes fortunes-min)
+for tool in $tools; do need_tool "$tool" "--tools"; done
+
+missing_tools() {
+  missing=() packages=()
+  local tool
+  for tool in "${wanted[@]}"; do
+    if ! have_tool "$tool"; then
+      missing+=("$tool")
+      read -ra pkgs <<< "${packages_of[$tool]}"
+      packages+=("${pkgs[@]}")
+    fi
+  done
+}
+missing_tools
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing system packages: ${missing[*]}"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  if [ "$install_system_packages" = true ]; then
+    command -v apt-get >/dev/null || { log "missing: ${missing[*]}; no apt-get here: install Debian's ${packages[*]} by hand"; exit 1; }
+    [ ${#as_root[@]} -eq 0 ] || command -v sudo >/dev/null || { log "installing ${packages[*]} needs root (or sudo)"; exit 1; }
+    log "installing system packages: ${packages[*]}"
+    "${as_root[@]}" apt-get update -qq >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >&2
+    missing_tools
+    [ ${#missing[@]} -eq 0 ] || { log "still missing after apt-get install: ${missing[*]}"; exit 1; }
   else
-    log "missing system packages: ${missing[*]}"
-    log "run: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    for tool in "${missing[@]}"; do log "missing system tool: $tool (Debian package ${packages_of[$tool]}; needed by ${needed_by[$tool]})"; done
+    log "install them with:"
+    sudo=${as_root[*]:+sudo }
+    log "  ${sudo}apt-get update && ${sudo}apt-get install -y ${packages[*]}"
+    log "or let this script run it (--install_system_packages true; make: INSTALL_SYSTEM_PACKAGES=true):"
+    log "  $0 --recipes \"\" --tools \"${missing[*]}\" --install_system_packages true"
     exit 1
   fi
 fi
+[ "$venv" = true ] || exit 0
 
 # ---- Python >= 3.12 -------------------------------------------------------------------------------
 find_python() {
@@ -46,18 +113,18 @@ find_python() {
   return 1
 }
 
-stamp="$venv/.softpl-installed"
-want=$(cat "$root/setup.py" | sha1sum | cut -d' ' -f1)
-if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+stamp="$venv_dir/.softpl-installed"
+want=$(sha1sum < "$root/setup.py" | cut -d' ' -f1)
+if [ -x "$venv_dir/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -x "$venv_dir/bin/python" ]; then
   py=$(find_python) || { log "no Python >= 3.12 found (ESPnet 202611 needs it); install one, e.g. 'pyenv install 3.12'"; exit 1; }
-  log "creating $venv with $py"
-  "$py" -m venv "$venv"
+  log "creating $venv_dir with $py"
+  "$py" -m venv "$venv_dir"
 fi
-log "installing softpl and its pinned dependencies into $venv (first time: a few minutes, torch is large)"
-"$venv/bin/python" -m pip install -q --upgrade pip >&2
-"$venv/bin/python" -m pip install -q -e "$root[test]" >&2
+log "installing softpl and its pinned dependencies into $venv_dir (first time: a few minutes, torch is large)"
+"$venv_dir/bin/python" -m pip install -q --upgrade pip >&2
+"$venv_dir/bin/python" -m pip install -q -e "${root}[test]" >&2
 echo "$want" > "$stamp"
-log "environment ready: $("$venv/bin/python" --version), $("$venv/bin/python" -c 'import espnet, torch; print("espnet", espnet.__version__, "torch", torch.__version__)' 2>/dev/null)"
+log "environment ready: $("$venv_dir/bin/python" --version), $("$venv_dir/bin/python" -c 'import espnet, torch; print("espnet", espnet.__version__, "torch", torch.__version__)' 2>/dev/null)"

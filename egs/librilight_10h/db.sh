@@ -1,3 +1,4 @@
+# shellcheck shell=bash  # sourced by local/data.sh
 # Where egs/librilight_10h finds its corpora (as ESPnet's db.sh). Set them here, or export them before ./run.sh.
 #   LIBRISPEECH:           the folder that holds LibriSpeech/ (train-clean-100, train-clean-360, train-other-500,
 #                          dev-clean, dev-other, test-clean, test-other).

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced by run.sh, which reads train_cmd
 # Where training runs with several nodes (./run.sh --num_nodes N): a Kaldi-style cluster command that ESPnet's
 # launcher (espnet2.bin.launch) submits with. On one machine (the default, --num_nodes 1) it is not used:
 # training runs in-process, one process per GPU with --ngpu N.

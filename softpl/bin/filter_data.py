@@ -15,7 +15,8 @@ from pathlib import Path
 from softpl.data.datadir import copy_data_dir, read_table
 
 
-def filter_by_duration(src: Path, dst: Path, min_dur: float = 0.0, max_dur: float = math.inf) -> list[tuple[str, float]]:
+def filter_by_duration(src: Path, dst: Path, min_dur: float = 0.0,
+                       max_dur: float = math.inf) -> list[tuple[str, float]]:
     """Write the filtered copy of ``src`` to ``dst``; return the removed (utterance id, duration) pairs."""
     durations = {key: float(value) for _, key, value in read_table(src / "utt2dur")}
     removed = [(key, dur) for key, dur in durations.items() if not min_dur <= dur <= max_dur]

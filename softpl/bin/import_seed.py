@@ -3,8 +3,8 @@
 ``python -m softpl.bin.import_seed --model_dir DIR --text dump/raw/train_labeled/text --output_dir exp/asr_seed``
 finds the model's ``config.yaml`` and weights in DIR (an ESPnet ``exp/asr_*`` folder, or a model-zoo folder
 holding ``exp/**/config.yaml``; DIR may also be a model-zoo tag such as ``pyf98/librispeech_100_ctc_e_branchformer``,
-which ``espnet_model_zoo`` resolves from its local cache, downloading it where it can), checks that it can do CTC and that its token list covers the characters
-of the labeled transcripts, and writes to ``--output_dir``:
+which ``espnet_model_zoo`` resolves from its local cache, downloading it where it can), checks that it can do CTC
+and that its token list covers the characters of the labeled transcripts, and writes to ``--output_dir``:
 
 - ``config.yaml``: the model's config with its file paths (bpemodel, normalization statistics) made
   absolute, so ESPnet and softpl's decoders load it from anywhere;

@@ -79,7 +79,8 @@ def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] |
     env = environment(command)
     chosen = select_models(decodes, models)
     sets = sets or discovered_sets(chosen)
-    pl_runs = [name for name in dict.fromkeys(d.model for d in chosen) if (exp_dir / name / "cpl_history.jsonl").exists()]
+    pl_runs = [name for name in dict.fromkeys(d.model for d in chosen)
+               if (exp_dir / name / "cpl_history.jsonl").exists()]
     pl_final = {name: final_pl_summary(exp_dir / name) for name in pl_runs}
     extra = {name: pl_columns(pl_final[name]) for name in pl_runs}
     notes = ""

@@ -2,7 +2,8 @@
 
 espeak-ng (several English accents and voice variants) speaks every set; flite, a second engine with a clearly
 different sound, speaks a tenth of `train_labeled`, half of `train_unlabeled` and all of `test_other`, so that the
-unlabeled data covers a domain the labeled data barely does (the case pseudo-labeling is for). Every random choice of an utterance (voice, speaking rate, pitch, noise) comes
+unlabeled data covers a domain the labeled data barely does (the case pseudo-labeling is for). Every random
+choice of an utterance (voice, speaking rate, pitch, noise) comes
 from an RNG seeded by (seed, set, index), so the corpus depends on `seed` only, never on the number of workers.
 """
 from __future__ import annotations

@@ -17,8 +17,8 @@ Utterance ids (Kaldi convention: the speaker id is a prefix of the utterance id,
   then the file stem (one speaker per utterance, as Kaldi does when speakers are unknown);
 * utterance id = ``<speaker>-<stem>``, or the stem alone when it already is the speaker or starts with
   ``<speaker>-``; white space in either becomes ``_``;
-* an id already taken (two files of one speaker with one stem, in different folders) gets ``-2``, ``-3``, ... in input order
-  (manifest line order; path order for a folder). Ids are assigned before bad lines are dropped, so they do not
+* an id already taken (two files of one speaker with one stem, in different folders) gets ``-2``, ``-3``, ... in input
+  order (manifest line order; path order for a folder). Ids are assigned before bad lines are dropped, so they do not
   depend on ``skip_bad``.
 """
 from __future__ import annotations

@@ -20,7 +20,8 @@ def check_lengths(lengths: torch.Tensor, batch_size: int, num_frames: int) -> No
         )
     def message() -> str:
         b = int(((lengths < 0) | (lengths > num_frames)).nonzero()[0, 0])
-        return (f"utterance {b} of the batch has lengths[{b}]={int(lengths[b])} valid frames, outside [0, {num_frames}] "
+        return (f"utterance {b} of the batch has lengths[{b}]={int(lengths[b])} valid frames, "
+                f"outside [0, {num_frames}] "
                 "(the padded number of frames): pass the encoder output lengths that belong to these log-probs")
 
     require((lengths >= 0) & (lengths <= num_frames), message, "lengths outside [0, T] of the log-probs")

@@ -228,7 +228,8 @@ def sample_paths(
 class PseudoLabel:
     """Everything the pseudo-labeler keeps for one unlabeled utterance (on CPU).
 
-    ``tokens``: hard transcript (greedy CTC, joint beam search, or a sampled path); ``frame_ids``: (T,) per-frame argmax (int16/int32);
+    ``tokens``: hard transcript (greedy CTC, joint beam search, or a sampled path);
+    ``frame_ids``: (T,) per-frame argmax (int16/int32);
     ``soft``: compact posteriors, or None when soft targets are not kept; ``num_frames``: T of this utterance.
     """
 

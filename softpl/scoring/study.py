@@ -2,7 +2,8 @@
 as mean +- standard deviation per variant, with collapse counts, alarm updates and wall time.
 
 A run counts as collapsed when its final pseudo-labels are mostly blank (blank rate >= ``COLLAPSE_BLANK_RATE``)
-or its WER on the first reported set is at least ``COLLAPSE_WER`` percent (a degenerate model; docs/method.md, 'The collapse').
+or its WER on the first reported set is at least ``COLLAPSE_WER`` percent (a degenerate model; docs/method.md,
+'The collapse').
 """
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def study_md(runs: Sequence[RunSummary], sets: Sequence[str]) -> str:
 
 
 def mean_history(histories: Sequence[list[dict[str, float]]]) -> list[dict[str, float]]:
-    """Per-epoch mean of several runs' histories (``softpl.scoring.history.read_history``), over the epochs all share."""
+    """Per-epoch mean of several runs' histories (``softpl.scoring.history.read_history``), over the epochs all
+    share."""
     epochs = min(len(h) for h in histories)
     merged = []
     for index in range(epochs):

@@ -25,6 +25,7 @@
 #   local/data.sh [--seed 1] [--nj 2] --labeled train_labeled=train.tsv,dev=dev.tsv --unlabeled train_unlabeled=unlab/
 set -euo pipefail
 
+# shellcheck disable=SC2034  # --seed is accepted (the engine passes it) but not used here
 seed=1          # given by the stage engine; the import is deterministic and does not use it
 nj=1            # threads reading audio headers
 labeled=""

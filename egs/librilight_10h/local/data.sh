@@ -15,6 +15,7 @@
 #   local/data.sh [--nj 2] [--download false]
 #     --download true   first fetch what is missing under $LIBRISPEECH and $LIBRILIGHT_FINETUNING (db.sh)
 set -euo pipefail
+# shellcheck disable=SC2034  # --seed is accepted (the engine passes it) but not used here
 seed=1          # the engine's option: the corpora are fixed, so it changes nothing here
 nj=2            # processes reading FLAC headers (utt2dur)
 download=false  # true: download the missing parts first
@@ -22,6 +23,7 @@ openslr=https://www.openslr.org/resources/12
 finetuning_url=https://dl.fbaipublicfiles.com/librilight/data/librispeech_finetuning.tgz
 help_message="Usage: local/data.sh [--nj $nj] [--download $download]   (corpus locations: db.sh)"
 . "${SOFTPL_ROOT:-../..}/utils/parse_options.sh"
+# shellcheck source=../db.sh  # run from the recipe folder
 . ./db.sh
 for var in LIBRISPEECH LIBRILIGHT_FINETUNING; do
   if [ -z "${!var}" ]; then

@@ -14,12 +14,14 @@
 #   local/data.sh [--nj 2] [--download false]
 #     --download true   first fetch the parts missing under $LIBRISPEECH (db.sh) from openslr.org
 set -euo pipefail
+# shellcheck disable=SC2034  # --seed is accepted (the engine passes it) but not used here
 seed=1          # the engine's option: LibriSpeech is fixed, so it changes nothing here
 nj=2            # processes reading FLAC headers (utt2dur)
 download=false  # true: download the missing parts first
 openslr=https://www.openslr.org/resources/12
 help_message="Usage: local/data.sh [--nj $nj] [--download $download]   (corpus location: db.sh)"
 . "${SOFTPL_ROOT:-../..}/utils/parse_options.sh"
+# shellcheck source=../db.sh  # run from the recipe folder
 . ./db.sh
 if [ -z "$LIBRISPEECH" ]; then
   echo "$0: LIBRISPEECH is not set: set it in db.sh (or export it) to the folder that holds LibriSpeech/;" \
