@@ -1,11 +1,13 @@
 """Stage 2: a data dir's audio as mono at ``--fs``, referenced in place or rewritten, and validated.
 
-    python -m softpl.bin.format_data --data_dir data/dev --output_dir dump/raw/org/dev --fs 16000 [--skip_bad false] [--nj 2]
+    python -m softpl.bin.format_data --data_dir data/dev --output_dir dump/raw/org/dev --fs 16000 \\
+        [--skip_bad false] [--nj 2]
 
 Mono WAV/FLAC files at ``--fs`` are referenced where they are; other audio is written as 16-bit PCM WAV to
-``OUTPUT_DIR/data/<uttid>.wav``. Writes ``OUTPUT_DIR/wav.scp`` (absolute paths), ``utt2dur``, ``utt2num_samples`` and copies
-text, text.ref, utt2spk and spk2utt. Bad utterances fail the run, or with ``--skip_bad true`` are left out and
-listed in ``OUTPUT_DIR/skipped_utts.txt``. Exits 1 with the list of problems on stderr.
+``OUTPUT_DIR/data/<uttid>.wav``. Writes ``OUTPUT_DIR/wav.scp`` (absolute paths), ``utt2dur``,
+``utt2num_samples`` and copies text, text.ref, utt2spk and spk2utt. Bad utterances fail the run, or with
+``--skip_bad true`` are left out and listed in ``OUTPUT_DIR/skipped_utts.txt``. Exits 1 with the list of
+problems on stderr.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {args.data_dir}: {e}", file=sys.stderr)
         return 1
     skipped = f"; skipped {summary.skipped}" if summary.skipped else ""
-    print(f"{args.output_dir}: {summary.utterances} utterances, {summary.seconds / 3600:.2f} hours at {args.fs} Hz mono; "
+    print(f"{args.output_dir}: {summary.utterances} utterances, {summary.seconds / 3600:.2f} hours at {args.fs} Hz "
+          "mono; "
           f"{summary.in_place} used in place, {summary.utterances - summary.in_place} written "
           f"(resampled {summary.resampled}, downmixed {summary.downmixed}){skipped}")
     return 0
