@@ -37,6 +37,7 @@ unlabeled_set=train_unlabeled  # unlabeled set (no text; text.ref only for pseud
 valid_set=dev            # validation set
 test_sets="dev test_clean test_other"  # sets decoded and scored
 fs=16000                 # sampling rate of formatted audio
+speed_perturb_factors="" # stage 2: speed perturbation of the labeled set, e.g. "0.9 1.0 1.1" (-> <train_set>_sp)
 min_dur=0.5              # stage 3: shortest training utterance kept (seconds)
 max_dur=20.0             # stage 3: longest training utterance kept (seconds)
 token_type=char          # stage 4: char or bpe (both built with sentencepiece from labeled text only)
@@ -95,6 +96,7 @@ Options (default):
   --local_data_opts ("${local_data_opts}")  options for local/data.sh (e.g. corpus sizes)
   --train_set (${train_set}) --unlabeled_set (${unlabeled_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --fs (${fs}) --min_dur (${min_dur}) --max_dur (${max_dur})
+  --speed_perturb_factors ("${speed_perturb_factors}")  stage 2: e.g. "0.9 1.0 1.1"; training uses <train_set>_sp
   --token_type (${token_type}: char|bpe) --nbpe (${nbpe})
   --seed_config (${seed_config}) --seed_args ("${seed_args}") --seed_exp (${seed_exp:-<expdir>/asr_seed})
   --seed_model_dir ("${seed_model_dir}")  an ESPnet model to use as the seed: stages 4-6 import it instead
@@ -236,7 +238,7 @@ fi
 
 # ---- stage 2: format audio + validate --------------------------------------------------------------
 if run_stage 2; then
-  sig="fs=$fs skip_bad=$skip_bad sets=$all_sets $(cat data/.stage1.done 2>/dev/null)"
+  sig="fs=$fs skip_bad=$skip_bad sets=$all_sets${speed_perturb_factors:+ sp=$speed_perturb_factors} $(cat data/.stage1.done 2>/dev/null)"
   if stage_done "$data_feats/org/.stage2.done" "$sig"; then
     log "stage 2: formatting already done"
   else
@@ -250,6 +252,11 @@ if run_stage 2; then
     # shellcheck disable=SC2046  # one data dir per labeled set (set names are single words)
     $python -m softpl.bin.validate_data --data_dir "$data_feats/org/$unlabeled_set" --fs "$fs" \
       --labeled_dirs $(for s in $labeled_sets; do echo "$data_feats/org/$s"; done) --audio_check false
+    if [ -n "$speed_perturb_factors" ]; then
+      log "stage 2: speed perturbation of $train_set by $speed_perturb_factors -> $data_feats/org/${train_set}_sp"
+      $python -m softpl.bin.perturb_speed --data_dir "$data_feats/org/$train_set" \
+        --output_dir "$data_feats/org/${train_set}_sp" --factors "$speed_perturb_factors" --fs "$fs" --nj "$nj"
+    fi
     mark_done "$data_feats/org/.stage2.done" "$sig"
     stage_timer_end 2
   fi
@@ -264,8 +271,8 @@ if run_stage 3; then
     log "stage 3: keep training utterances of ${min_dur}-${max_dur} s; evaluation sets are kept whole"
     stage_timer_start
     rm -f "$data_feats/.stage3.done"
-    for set in $all_sets; do
-      if [ "$set" = "$train_set" ] || [ "$set" = "$unlabeled_set" ]; then
+    for set in $all_sets ${speed_perturb_factors:+${train_set}_sp}; do
+      if [ "$set" = "$train_set" ] || [ "$set" = "${train_set}_sp" ] || [ "$set" = "$unlabeled_set" ]; then
         $python -m softpl.bin.filter_data --data_dir "$data_feats/org/$set" --output_dir "$data_feats/$set" \
           --min_dur "$min_dur" --max_dur "$max_dur"
       else
@@ -276,6 +283,9 @@ if run_stage 3; then
     stage_timer_end 3
   fi
 fi
+
+# With speed perturbation the labeled training set from here on is its perturbed union (as in ESPnet's asr.sh).
+[ -n "$speed_perturb_factors" ] && train_set=${train_set}_sp
 
 if [ -n "$seed_model_dir" ]; then
   # An existing ESPnet model is the seed: its token list, tokenizer and normalization replace stages 4-5.

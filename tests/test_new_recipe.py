@@ -114,7 +114,7 @@ def test_recipe_from_manifests_runs_stages_1_to_7(tmp_path):
     recipe = tmp_path / "egs" / "my_corpus"
 
     proc = subprocess.run(
-        ["./run.sh", "--stop_stage", "7", "--nj", "2", "--min_dur", "0.3",
+        ["./run.sh", "--stop_stage", "7", "--nj", "2", "--min_dur", "0.3", "--speed_perturb_factors", "0.9 1.0 1.1",
          "--seed_config", str(REPO / "tests/conf/train_seed_smoke.yaml")],
         cwd=recipe, env=run_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"run.sh failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -126,6 +126,11 @@ def test_recipe_from_manifests_runs_stages_1_to_7(tmp_path):
     assert "reader1-" in (recipe / "data/train_labeled/utt2spk").read_text()
     assert len((recipe / "data/train_unlabeled/wav.scp").read_text().splitlines()) == 6
     assert not (recipe / "data/train_unlabeled/text").exists()
+    # Speed perturbation (as ESPnet's asr.sh): the seed trained on the union of the three speeds.
+    perturbed = (recipe / "dump/raw/train_labeled_sp/wav.scp").read_text()
+    assert len(perturbed.splitlines()) == 3 * len((recipe / "dump/raw/train_labeled/wav.scp").read_text().splitlines())
+    assert "sp0.9-" in perturbed and "sp1.1-" in perturbed
+    assert "dump/raw/train_labeled_sp/wav.scp" in (recipe / "exp/asr_seed/config.yaml").read_text()
     for set_name in ("dev", "test_clean"):
         decode, = (recipe / "exp/asr_seed").glob("decode_greedy_*")  # named after the decoded checkpoint
         scores = json.loads((decode / set_name / "scores.json").read_text())
