@@ -96,9 +96,13 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
         (zoo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(recipe / rel, zoo / rel)
     shutil.copy((recipe / "exp/asr_seed/valid.cer_ctc.ave.pth").resolve(), zoo / "exp/asr_seed/valid.cer_ctc.ave.pth")
+    # Its decoding goes through a Kaldi-style job command (cmd.sh's decode_cmd; a stand-in for run.pl here).
     out = run_recipe(recipe, "--stage", "6", "--stop_stage", "9", "--expdir", "exp_zoo", "--seed_model_dir", "zoo",
-                     "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard")
+                     "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard",
+                     "--decode_cmd", str(REPO / "tests/bin/job_cmd.sh"))
     assert "seed imported from zoo" in out
+    log = (recipe / "exp_zoo/asr_seed" / GREEDY / "logdir/dev/decode.2.log").read_text()
+    assert log.startswith("# job_cmd.sh: job 2") and "decoded" in log
     assert (recipe / "exp_zoo/asr_seed" / GREEDY / "dev/scores.json").exists()
     # (an imported seed's continuation config has no best_model_criterion: ESPnet's default, valid.loss)
     assert (recipe / "exp_zoo/pl_hard/decode_greedy_valid.loss.ave/test_other/scores.json").exists()

@@ -30,7 +30,7 @@ for manifest in $test_manifests; do
 done
 
 . ./cmd.sh
-exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" \
+exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" --decode_cmd "$decode_cmd" --cuda_cmd "$cuda_cmd" \
   --train_set train_labeled --unlabeled_set train_unlabeled --valid_set dev --test_sets "$test_sets" \
   --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \
   --local_data_opts "--labeled $labeled_sets --unlabeled train_unlabeled=$unlabeled_audio $data_opts" \

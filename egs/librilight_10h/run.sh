@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export SOFTPL_ROOT=${SOFTPL_ROOT:-$(cd ../.. && pwd)}  # local/data.sh finds utils/ through it
 . ./cmd.sh
-exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" \
+exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" --decode_cmd "$decode_cmd" --cuda_cmd "$cuda_cmd" \
   --train_set train_10h --unlabeled_set train_960 --valid_set dev_clean \
   --test_sets "dev_clean dev_other test_clean test_other" \
   --max_dur 30 --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \

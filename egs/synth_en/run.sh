@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 softpl_root=${SOFTPL_ROOT:-$(cd ../.. && pwd)}
 . ./cmd.sh
-exec "$softpl_root/run.sh" --train_cmd "$train_cmd" \
+exec "$softpl_root/run.sh" --train_cmd "$train_cmd" --decode_cmd "$decode_cmd" --cuda_cmd "$cuda_cmd" \
   --train_set train_labeled --unlabeled_set train_unlabeled --valid_set dev \
   --test_sets "dev test_clean test_other" \
   --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \
