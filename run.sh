@@ -20,7 +20,7 @@ fi
 
 # ---- options (ESPnet names where ESPnet has one) --------------------------------------------------
 stage=1                  # first stage to run
-stop_stage=10            # last stage to run (11, model export, runs when asked: --stage 11 --stop_stage 11)
+stop_stage=10            # last stage to run (11, export, and 12, upload, run when asked: --stage 11 --stop_stage 12)
 skip_data_prep=false     # skip stages 1-4 (data preparation, formatting, filtering, token list)
 skip_train=false         # skip stages 5, 6 and 8 (statistics and training)
 skip_eval=false          # skip stages 7, 9 and 10 (decoding, scoring, report)
@@ -64,6 +64,7 @@ gpu_inference=false      # stages 7, 9: decode on GPU (one per job; cuda_cmd), e
 decode_cmd=""            # Kaldi-style job command for decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
 cuda_cmd=""              # the same for GPU decoding (--gpu_inference true)
 export_models=""         # stage 11: runs exported for stock ESPnet and packed (default: the seed and every stage-8 run)
+hf_repo=""               # stage 12: Hugging Face repository to upload to (<user>/<name>; one --export_models run)
 espnet_inference=false   # stage 7: also decode with stock espnet2.bin.asr_inference (CTC beam 1) for comparison
 dumpdir=dump             # formatted data
 expdir=exp               # experiments
@@ -86,6 +87,8 @@ Stages:
   10 report: RESULTS.md (baselines first, then PL variants) + curves -> exp/RESULTS.md, exp/plots/
   11 export for stock ESPnet (config without softpl) + pack (espnet2.bin.pack asr) -> exp/<run>/<run>_<model>.zip
      (not run by default: --stage 11 --stop_stage 11)
+  12 upload to Hugging Face (with --hf_repo: the one run of --export_models; model card) -> exp/<run>/hf_upload
+     (not run by default: --stage 12 --stop_stage 12, or --stage 11 --stop_stage 12 to pack and upload)
 
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --ngpu (${ngpu}) --seed (${seed})
@@ -109,6 +112,7 @@ Options (default):
   --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs per set, on GPU or CPU
   --decode_cmd ("${decode_cmd}") --cuda_cmd ("${cuda_cmd}")  job commands of cmd.sh (empty: local processes)
   --export_models ("${export_models}")  stage 11: runs to export (default: the seed and every stage-8 run)
+  --hf_repo ("${hf_repo}")  stage 12: Hugging Face repository <user>/<name> to upload the one --export_models run to
   --dumpdir (${dumpdir}) --expdir (${expdir})
 EOF
 }
@@ -603,6 +607,28 @@ if run_stage 11; then
     $python -m softpl.bin.export_model --exp_dir "$exp" --model_file "$model" --output_dir "$exp/export" \
       --outpath "$exp/${run}_$stem.zip" "${pack_opts[@]}"
   done
+fi
+# ---- stage 12: upload to Hugging Face -----------------------------------------------------------------
+if run_stage 12; then
+  if [ -z "$hf_repo" ]; then
+    log "stage 12: skipped: no --hf_repo (the Hugging Face repository <user>/<name> to upload to)"
+  else
+    read -r -a upload_runs <<< "$export_models"
+    [ "${#upload_runs[@]}" -eq 1 ] || { echo "run.sh: stage 12 uploads one model to --hf_repo $hf_repo:" \
+      "--export_models must name exactly one run, got '${export_models}'" >&2; exit 1; }
+    run=${upload_runs[0]}
+    exp=$expdir/$run
+    [ -f "$exp/config.yaml" ] || { echo "run.sh: stage 12: $exp/config.yaml not found: train $run first" >&2; exit 1; }
+    model=$(decoded_model "$exp") || exit 1
+    packed=$exp/${run}_$(basename "$model" .pth).zip
+    [ -f "$packed" ] || { echo "run.sh: stage 12: $packed not found: pack it first" \
+      "(--stage 11 --stop_stage 12 --export_models $run --hf_repo $hf_repo)" >&2; exit 1; }
+    # The model card shows the call that trained the run: the options its run.sh (write_exp_run_sh) holds.
+    train_opts=$(sed -n '3s/^cd .* && exec [^ ]*run\.sh//; 3s/ "\$@"$//p' "$exp/run.sh" 2>/dev/null || true)
+    log "stage 12: uploading $packed to https://huggingface.co/$hf_repo (folder $exp/hf_upload)"
+    $python -m softpl.bin.upload_model --packed "$packed" --hf_repo "$hf_repo" --output_dir "$exp/hf_upload" \
+      --recipe "$(basename "$PWD")" ${train_opts:+--recipe_command "cd egs/$(basename "$PWD") && ./run.sh$train_opts"}
+  fi
 fi
 log "done: stages ${stage}-${stop_stage}"
 exit 0
