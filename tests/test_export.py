@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 from conftest import without_softpl
-from softpl.bin.export_model import ExportError, export, stock_config
+from softpl.bin.export_model import ExportError, export, pack_paths, stock_config
 from softpl.tasks.cpl_asr import CPLASRTask
 from test_cpl_model import DECODER, TOKENS
 
@@ -84,3 +85,19 @@ def test_exported_model_loads_and_decodes_alike_in_stock_espnet_without_softpl(t
 def test_export_names_what_is_missing(tmp_path):
     with pytest.raises(ExportError, match="config.yaml not found"):
         export(tmp_path, tmp_path / "m.pth", tmp_path / "export")
+
+
+def test_packed_paths_are_the_names_the_packer_stores(tmp_path, monkeypatch):
+    """Links resolved and relative to the working folder, as espnet2's pack stores files: otherwise unpacking
+    cannot rewrite the config's paths (a recipe's stats folder may be a link to another experiment's)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp/asr_stats/train").mkdir(parents=True)
+    (tmp_path / "exp/asr_stats/train/feats_stats.npz").write_bytes(b"stats")
+    (tmp_path / "exp_hybrid").mkdir()
+    (tmp_path / "exp_hybrid/asr_stats").symlink_to(tmp_path / "exp/asr_stats")
+    config = {"normalize": "global_mvn", "normalize_conf": {"stats_file": "exp_hybrid/asr_stats/train/feats_stats.npz"},
+              "bpemodel": None}
+    assert pack_paths(config) == [Path("exp/asr_stats/train/feats_stats.npz")]
+    assert config["normalize_conf"]["stats_file"] == "exp/asr_stats/train/feats_stats.npz"
+    with pytest.raises(ExportError, match="missing: run from the recipe folder"):
+        pack_paths({"bpemodel": "data/bpe.model"})

@@ -48,16 +48,30 @@ def stock_config(config: dict) -> dict:
     return exported
 
 
-def packed_files(config: dict) -> list[Path]:
-    """The files the config points to that a packed model needs: normalization statistics, bpe model."""
+def packed_name(path: str | Path) -> str:
+    """The name ESPnet's packer stores a file under: links resolved, relative to the working folder when inside
+    it. The exported config must name its files so, or unpacking cannot point the config at them."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
+def pack_paths(config: dict) -> list[Path]:
+    """Point the config's files (normalization statistics, bpe model) at their packed names, in place; return
+    them (the files a packed model needs)."""
     files = []
-    stats = (config.get("normalize_conf") or {}).get("stats_file") if config.get("normalize") else None
-    for path in (stats, config.get("bpemodel")):
-        if path is not None:
-            if not Path(path).exists():
-                raise ExportError(f"the config points to {path}, which is missing: run from the recipe folder "
-                                  "(paths in config.yaml are relative to it)")
-            files.append(Path(path))
+    normalize_conf = config.get("normalize_conf") or {}
+    for holder, key in ((normalize_conf, "stats_file"), (config, "bpemodel")):
+        path = holder.get(key)
+        if path is None or (holder is normalize_conf and not config.get("normalize")):
+            continue
+        if not Path(path).exists():
+            raise ExportError(f"the config points to {path}, which is missing: run from the recipe folder "
+                              "(paths in config.yaml are relative to it)")
+        holder[key] = packed_name(path)
+        files.append(Path(holder[key]))
     return files
 
 
@@ -82,6 +96,7 @@ def export(exp_dir: Path, model_file: Path, output_dir: Path, outpath: Path | No
     if not model_file.is_file():
         raise ExportError(f"{model_file} not found (--model_file)")
     config = stock_config(yaml.safe_load(config_file.read_text(encoding="utf-8")))
+    files = pack_paths(config)
     output_dir.mkdir(parents=True, exist_ok=True)
     exported = output_dir / "config.yaml"
     exported.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -91,7 +106,7 @@ def export(exp_dir: Path, model_file: Path, output_dir: Path, outpath: Path | No
         if missing:
             raise ExportError(f"--option files not found: {', '.join(missing)}")
         pack(files={"asr_model_file": model_file}, yaml_files={"asr_train_config": exported},
-             option=[*packed_files(config), *options], outpath=outpath)
+             option=[*files, *options], outpath=outpath)
     return exported
 
 
