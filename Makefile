@@ -19,11 +19,12 @@ lint: lint-env
 	$(PY) -m ruff check .
 	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x
 
+# Two processes (pytest-xdist): the recipe smoke test (collected first, tests/conftest.py) on one, the rest on the other.
 test: env
-	$(PY) -m pytest tests -q -rs
+	$(PY) -m pytest tests -q -rs -n 2
 
 unit: env
-	$(PY) -m pytest tests -q -m "not smoke"
+	$(PY) -m pytest tests -q -n 2 -m "not smoke"
 
 smoke: env
 	$(PY) -m pytest tests -q -m smoke

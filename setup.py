@@ -26,5 +26,6 @@ setup(
     packages=find_packages(include=["softpl", "softpl.*"]),
     python_requires=">=3.12",
     install_requires=install_requires,
-    extras_require={"test": ["pytest>=8.0", "ruff==0.17.6"]},  # ruff: make lint (ruff.toml)
+    # ruff: make lint (ruff.toml); pytest-xdist: make test runs the suite in 2 processes
+    extras_require={"test": ["pytest>=8.0", "pytest-xdist==3.8.0", "ruff==0.17.6"]},
 )

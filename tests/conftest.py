@@ -10,6 +10,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items):
+    """The long end-to-end tests first: under ``pytest -n 2`` (make test) one worker starts the recipe smoke test at
+    once while the other runs everything else, instead of starting it last."""
+    items.sort(key=lambda item: (item.get_closest_marker("smoke") is None, "test_smoke_recipe" not in item.nodeid))
+
+
 @pytest.fixture
 def recipe_copy(tmp_path):
     """Make ``tmp_path/<name>`` a runnable copy of ``egs/<name>`` (local/ and conf/ linked, outputs in tmp)."""

@@ -1,6 +1,7 @@
 """Two CPU processes (gloo) through torch's launcher: each rank keeps its own cache; training resumes."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -9,8 +10,15 @@ import pytest
 from cpl_data import cpl_train_args, make_corpus
 
 
+def free_port() -> int:
+    """A port nothing listens on now: tests run in parallel (pytest -n) must not share a rendezvous port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launch(args, log):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "softpl.bin.cpl_train", *args, "--dist_backend", "gloo", "--batch_size", "4"]
     with open(log, "a") as f:
         return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=900).returncode
