@@ -59,7 +59,7 @@ decode_model=""          # stages 7, 9: the checkpoint decoded, for every row al
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
                          #   config (valid.<metric>.ave.pth; continuation runs inherit the seed config's criterion)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
-inference_nj=""          # stages 7, 9: decoding jobs per set (default: --nj), through decode_cmd/cuda_cmd of cmd.sh
+inference_nj=""          # stages 7, 9: decoding jobs, each on a share of every set (default: --nj), through decode_cmd/cuda_cmd of cmd.sh
 gpu_inference=false      # stages 7, 9: decode on GPU (one per job; cuda_cmd), else on CPU (decode_cmd)
 decode_cmd=""            # Kaldi-style job command for decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
 cuda_cmd=""              # the same for GPU decoding (--gpu_inference true)
@@ -109,7 +109,7 @@ Options (default):
   --pl_nj (${pl_nj})            stage-8 runs trained at once
   --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
-  --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs per set, on GPU or CPU
+  --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs, on GPU or CPU
   --decode_cmd ("${decode_cmd}") --cuda_cmd ("${cuda_cmd}")  job commands of cmd.sh (empty: local processes)
   --export_models ("${export_models}")  stage 11: runs to export (default: the seed and every stage-8 run)
   --hf_repo ("${hf_repo}")  stage 12: Hugging Face repository <user>/<name> to upload the one --export_models run to
@@ -416,10 +416,10 @@ decoded_model() {  # decoded_model <exp_dir>
   fi
 }
 
-# Decode one model on every test set (batched greedy CTC, --inference_nj jobs per set; optionally stock ESPnet
+# Decode one model on every test set (batched greedy CTC, --inference_nj jobs; optionally stock ESPnet
 # inference too) and score it, into <exp>/decode_greedy_<model file stem>/ (as asr.sh names decode folders).
 decode_and_score() {  # decode_and_score <exp_dir>
-  local exp=$1 model dec set n _nj device_opts
+  local exp=$1 model dec set n _n _nj device_opts
   model=$(decoded_model "$exp") || exit 1
   dec=$exp/decode_greedy_$(basename "$model" .pth)
   # Done already with this model file (path, size, time), these sets and options: skip, as the other stages do.
@@ -434,18 +434,27 @@ decode_and_score() {  # decode_and_score <exp_dir>
   log "decoding $model with $inference_nj job(s) per set on $([ "$gpu_inference" = true ] && echo GPU || echo CPU)"
   device_opts=(--ngpu 0)
   [ "$gpu_inference" = true ] && device_opts=(--ngpu 1)
+  # --inference_nj jobs, each decoding its share of every set (one model load per job), then merged in key order.
+  _nj=$inference_nj
   for set in $test_sets; do
-    # One key list per job (at most one job per utterance), then the jobs' outputs merged in key order.
-    _nj=$(( inference_nj < $(wc -l < "$data_feats/$set/wav.scp") ? inference_nj : $(wc -l < "$data_feats/$set/wav.scp") ))
-    mkdir -p "$dec/logdir/$set"
-    awk -v n="$_nj" -v p="$dec/logdir/$set/keys" '{print $1 > (p "." ((NR - 1) % n + 1) ".scp")}' "$data_feats/$set/wav.scp"
-    run_jobs "$_nj" "$dec/logdir/$set/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
-      --asr_model_file "$model" --data_dir "$data_feats/$set" --key_file "$dec/logdir/$set/keys.JOB.scp" \
-      --output_dir "$dec/logdir/$set/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
-      || { echo "run.sh: decoding $set with $model failed (logs: $dec/logdir/$set/)" >&2; exit 1; }
+    _n=$(wc -l < "$data_feats/$set/wav.scp")
+    [ "$_n" -ge "$_nj" ] || _nj=$_n  # at most one job per utterance of the smallest set
+  done
+  mkdir -p "$dec/logdir"
+  for set in $test_sets; do
+    awk -v n="$_nj" -v p="$dec/logdir/keys.$set" '{print $1 > (p "." ((NR - 1) % n + 1) ".scp")}' \
+      "$data_feats/$set/wav.scp"
+  done
+  # shellcheck disable=SC2046  # one --data_dir and one --key_file per set (set names are single words)
+  run_jobs "$_nj" "$dec/logdir/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
+    --asr_model_file "$model" --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) \
+    --key_file $(for set in $test_sets; do echo "$dec/logdir/keys.$set.JOB.scp"; done) \
+    --output_dir "$dec/logdir/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
+    || { echo "run.sh: decoding with $model failed (logs: $dec/logdir/)" >&2; exit 1; }
+  for set in $test_sets; do
     mkdir -p "$dec/$set"
     for f in text token token_int; do
-      for n in $(seq "$_nj"); do cat "$dec/logdir/$set/output.$n/$set/$f"; done | LC_ALL=C sort -k1,1 > "$dec/$set/$f"
+      for n in $(seq "$_nj"); do cat "$dec/logdir/output.$n/$set/$f"; done | LC_ALL=C sort -k1,1 > "$dec/$set/$f"
     done
     $python -m softpl.bin.score --ref "$data_feats/$set/text" --hyp "$dec/$set/text" \
       --utt2spk "$data_feats/$set/utt2spk" --output_dir "$dec/$set" --asr_model_file "$model"

@@ -47,7 +47,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     # own inference), and every set is scored by sclite and Python.
     seed = recipe / "exp/asr_seed"
     assert (seed / "valid.cer_ctc.ave.pth").exists()  # the decoded checkpoint (the config's rule)
-    assert (seed / GREEDY / "logdir/dev/decode.2.log").exists()
+    assert (seed / GREEDY / "logdir/decode.2.log").exists()
     for s in SETS:
         for decode in (GREEDY, "decode_espnet"):
             scores = json.loads((seed / decode / s / "scores.json").read_text())
@@ -101,7 +101,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
                      "--supervised_baseline", "false", *common[:-2], "--pl_configs", "hard",
                      "--decode_cmd", str(REPO / "tests/bin/job_cmd.sh"))
     assert "seed imported from zoo" in out
-    log = (recipe / "exp_zoo/asr_seed" / GREEDY / "logdir/dev/decode.2.log").read_text()
+    log = (recipe / "exp_zoo/asr_seed" / GREEDY / "logdir/decode.2.log").read_text()
     assert log.startswith("# job_cmd.sh: job 2") and "decoded" in log
     assert (recipe / "exp_zoo/asr_seed" / GREEDY / "dev/scores.json").exists()
     # (an imported seed's continuation config has no best_model_criterion: ESPnet's default, valid.loss)

@@ -85,18 +85,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="formatted data dirs (wav.scp, utt2num_samples, utt2dur)")
     parser.add_argument("--output_dir", type=Path, required=True,
                         help="decode folder; each data dir's output goes to <output_dir>/<data dir name>")
-    parser.add_argument("--key_file", type=Path,
-                        help="decode only the utterances listed here (first column), as ESPnet's --key_file: one "
-                             "job's share when a decoding is split into jobs")
+    parser.add_argument("--key_file", type=Path, nargs="+",
+                        help="one per --data_dir: decode only the utterances listed there (first column), as "
+                             "ESPnet's --key_file; one job's share when a decoding is split into jobs")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--ngpu", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = "cuda" if args.ngpu > 0 else "cpu"
     model, train_args = load_asr_model(args.asr_train_config, args.asr_model_file, device)
-    keys = None if args.key_file is None else {key for _, key, _ in read_table(args.key_file)}
-    for data_dir in args.data_dir:
+    if args.key_file is not None and len(args.key_file) != len(args.data_dir):
+        parser.error(f"--key_file: one per --data_dir ({len(args.data_dir)}), got {len(args.key_file)}")
+    for i, data_dir in enumerate(args.data_dir):
         output_dir = args.output_dir / data_dir.name
+        keys = None if args.key_file is None else {key for _, key, _ in read_table(args.key_file[i])}
         stats = decode_data_dir(model, train_args, data_dir, output_dir, args.batch_size, device, keys)
         logging.info(
             "decoded %d utterances of %s (%.1f s of audio) in %.1f s (RTF %.3f) -> %s/text",
