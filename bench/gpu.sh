@@ -3,15 +3,20 @@
 #
 #   1. throughput (audio s per s) of stock ESPnet vs the plugin, labeled and unlabeled steps, bf16, for the
 #      egs/synth_en conformer and a slimIPL-size 36-layer transformer (bench/gpu_throughput.py);
-#   2. meanwhile, on the CPUs: egs/synth_en stages 1-5 (corpus, features statistics);
+#   2. meanwhile, on the CPUs: egs/synth_en stages 1-5 (corpus, features statistics), and after part 1, on the
+#      GPU, the tests that only run where a GPU exists (<out>/gpu_tests.log);
 #   3. wall time of `cd egs/synth_en && ./run.sh --ngpu 1` stages 6-9, with GPU utilization sampled by
 #      nvidia-smi every 0.5 s and each PL run's share of time spent labeling (train.log's pl_label_share);
 #   4. bench/gpu_summary.py: <out>/gpu_results.json and <out>/gpu_results.md (the table for bench/RESULTS.md).
 #
-# Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S]
+# Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--gpu_tests false] [--pl_nj N]
 #   --out        results folder (default: $OUT when set, else bench/gpu_out)
 #   --dry_run    true: a few CPU steps of part 1 and the summary, no recipe run (what tests/ exercise)
 #   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
+#   --throughput false: skip part 1 (when its numbers are already recorded and the time is better spent on 3)
+#   --gpu_tests  false: skip the GPU tests of part 2
+#   --pl_nj      stage-8 runs trained at once on the one GPU (4: all of egs/synth_en's; its models are too
+#                small to fill an H100/H200 one at a time)
 #
 # On a machine without ESPnet or the corpus tools (a bare GPU machine), prepare them where pip and apt work:
 # bench/gpu_prepare.sh puts ESPnet's wheels in .whl/ and espeak-ng, flite, sclite and the fortunes in
@@ -22,13 +27,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/bench/gpu_out}
 dry_run=false
 budget=540  # seconds for the whole script: the recipe gets what the throughput part and stages 1-5 leave
+throughput=true
+gpu_tests=true
+pl_nj=4
 t_start=$(date +%s)
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
     --dry_run) dry_run=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
-    -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
+    --throughput) throughput=$2; shift 2 ;;
+    --gpu_tests) gpu_tests=$2; shift 2 ;;
+    --pl_nj) pl_nj=$2; shift 2 ;;
+    -h|--help) sed -n "2,24p" "$0"; exit 0 ;;
     *) echo "bench/gpu.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -89,21 +100,38 @@ if [ "$dry_run" != true ]; then
   (cd "$root/egs/synth_en" && phase prep start && timeout 300 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
     > "$out/prep.log" 2>&1; rc=$?; phase prep end; exit $rc) &
   prep=$!
+  # A fresh machine builds matplotlib's font cache at its first import (tens of seconds, once per machine):
+  # build it now, beside the corpus, so that the reports of stages 7 and 9 time the recipe and not the machine.
+  "$python" -c 'import matplotlib.pyplot' > /dev/null 2>&1 &
 fi
 
 # ---- 1: throughput --------------------------------------------------------------------------------
 phase throughput start
-if [ "$dry_run" = true ]; then
+if [ "$throughput" != true ]; then
+  log "throughput: skipped (--throughput $throughput)"
+elif [ "$dry_run" = true ]; then
   throughput_args=(--device cpu --steps 1 --batch 2 --utt_seconds 1)
   configs=("$root/egs/synth_en/conf/train_seed.yaml")
 else
   throughput_args=(--batch 128 --steps 6)
   configs=("$root/egs/synth_en/conf/train_seed.yaml" "$root/bench/conf/transformer_270m.yaml")
 fi
-log "throughput: ${configs[*]}"
-timeout 200 "$python" "$root/bench/gpu_throughput.py" --config "${configs[@]}" "${throughput_args[@]}" \
-  --out "$out/throughput.json" > "$out/throughput.log" 2>&1 || log "throughput ended with an error (see throughput.log)"
+if [ "$throughput" = true ]; then
+  log "throughput: ${configs[*]}"
+  timeout 200 "$python" "$root/bench/gpu_throughput.py" --config "${configs[@]}" "${throughput_args[@]}" \
+    --out "$out/throughput.json" > "$out/throughput.log" 2>&1 || log "throughput ended with an error (see throughput.log)"
+fi
 phase throughput end
+
+# ---- 2 (foreground, GPU, while the CPUs prepare the corpus): the tests that need a GPU -------------
+if [ "$gpu_tests" = true ] && [ "$dry_run" != true ]; then
+  log "GPU tests ($out/gpu_tests.log)"
+  phase gpu_tests start
+  (cd "$root" && timeout 100 "$python" -m pytest -q -p no:cacheprovider tests/test_host_sync.py; \
+    SOFTPL_TEST_NGPU=1 timeout 120 "$python" -m pytest -q -p no:cacheprovider tests/test_cpl_trainer.py \
+      -k every_target) > "$out/gpu_tests.log" 2>&1 || log "GPU tests failed or timed out (see gpu_tests.log)"
+  phase gpu_tests end
+fi
 
 # ---- 3: the recipe on the GPU, stages 6-9 ---------------------------------------------------------
 if [ -n "$prep" ]; then
@@ -113,6 +141,7 @@ if [ -n "$prep" ]; then
     log "stages 6-9 with --ngpu 1 (limit ${recipe_timeout} s; $out/recipe.log)"
     phase recipe start
     (cd "$root/egs/synth_en" && timeout "$recipe_timeout" ./run.sh --stage 6 --stop_stage 9 --ngpu 1 --gpu_inference true \
+      --pl_nj "$pl_nj" \
       > "$out/recipe.log" 2>&1) || log "stages 6-9 did not finish (see recipe.log)"
     phase recipe end
     for f in "$root"/egs/synth_en/exp/*/train.log; do
