@@ -53,7 +53,7 @@ pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
 supervised_baseline=true # stage 8: also train the supervised-only continuation (stock ESPnet, same updates)
 pl_seeds=""              # stage 8: training seeds; when set, every run of stage 8 is repeated per seed as
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
-pl_nj=1                  # stage 8: runs trained at once (on CPU each gets nproc/pl_nj threads)
+pl_nj=1                  # stage 8: runs trained at once (each gets nproc/pl_nj CPU threads)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
 decode_model=""          # stages 7, 9: the checkpoint decoded, for every row alike; default: ESPnet's average of each
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
@@ -566,14 +566,14 @@ if run_stage 8; then
   if [ "$pl_nj" -eq 1 ]; then
     for run in $continuation_runs; do train_continuation "$run" || exit 1; done
   else
-    # Several runs at once, each in a background job; on CPU the cores are shared out between them.
+    # Several runs at once, each in a background job, the cores shared out between them: on CPU for training,
+    # on GPUs for their host-side work (batch assembly, pseudo-label packing), which contends when each run
+    # takes every core.
     threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
     running=0; failed=0
     for run in $continuation_runs; do
       if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
-      if [ "$ngpu" -eq 0 ]; then (export OMP_NUM_THREADS=$threads; train_continuation "$run") &
-      else train_continuation "$run" &
-      fi
+      (export OMP_NUM_THREADS=$threads; train_continuation "$run") &
       running=$((running + 1))
     done
     while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done

@@ -10,6 +10,7 @@
 #   4. bench/gpu_summary.py: <out>/gpu_results.json and <out>/gpu_results.md (the table for bench/RESULTS.md).
 #
 # Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--gpu_tests false] [--pl_nj N]
+#                     [--local_data_opts STR] [-- RUN.SH OPTIONS]
 #   --out        results folder (default: $OUT when set, else bench/gpu_out)
 #   --dry_run    true: a few CPU steps of part 1 and the summary, no recipe run (what tests/ exercise)
 #   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
@@ -17,6 +18,8 @@
 #   --gpu_tests  false: skip the GPU tests of part 2
 #   --pl_nj      stage-8 runs trained at once on the one GPU (4: all of egs/synth_en's; its models are too
 #                small to fill an H100/H200 one at a time)
+#   --local_data_opts  corpus options for stage 1 (e.g. smaller sets for a quick check; default: the full corpus)
+#   -- ...       the rest goes to the stages 6-9 run.sh call (e.g. -- --stop_stage 8 --seed_args "--max_epoch 2")
 #
 # On a machine without ESPnet or the corpus tools (a bare GPU machine), prepare them where pip and apt work:
 # bench/gpu_prepare.sh puts ESPnet's wheels in .whl/ and espeak-ng, flite, sclite and the fortunes in
@@ -30,6 +33,8 @@ budget=540  # seconds for the whole script: the recipe gets what the throughput 
 throughput=true
 gpu_tests=true
 pl_nj=4
+local_data_opts=""
+recipe_args=()
 t_start=$(date +%s)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -39,7 +44,9 @@ while [ $# -gt 0 ]; do
     --throughput) throughput=$2; shift 2 ;;
     --gpu_tests) gpu_tests=$2; shift 2 ;;
     --pl_nj) pl_nj=$2; shift 2 ;;
-    -h|--help) sed -n "2,24p" "$0"; exit 0 ;;
+    --local_data_opts) local_data_opts=$2; shift 2 ;;
+    --) shift; recipe_args=("$@"); break ;;
+    -h|--help) sed -n "2,27p" "$0"; exit 0 ;;
     *) echo "bench/gpu.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -98,7 +105,7 @@ prep=""
 if [ "$dry_run" != true ]; then
   log "egs/synth_en stages 1-5 on the CPUs, in the background ($out/prep.log)"
   (cd "$root/egs/synth_en" && phase prep start && timeout 300 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
-    > "$out/prep.log" 2>&1; rc=$?; phase prep end; exit $rc) &
+    ${local_data_opts:+--local_data_opts "$local_data_opts"} > "$out/prep.log" 2>&1; rc=$?; phase prep end; exit $rc) &
   prep=$!
   # A fresh machine builds matplotlib's font cache at its first import (tens of seconds, once per machine):
   # build it now, beside the corpus, so that the reports of stages 7 and 9 time the recipe and not the machine.
@@ -141,11 +148,14 @@ if [ -n "$prep" ]; then
     log "stages 6-9 with --ngpu 1 (limit ${recipe_timeout} s; $out/recipe.log)"
     phase recipe start
     (cd "$root/egs/synth_en" && timeout "$recipe_timeout" ./run.sh --stage 6 --stop_stage 9 --ngpu 1 --gpu_inference true \
-      --pl_nj "$pl_nj" \
+      --pl_nj "$pl_nj" "${recipe_args[@]}" \
       > "$out/recipe.log" 2>&1) || log "stages 6-9 did not finish (see recipe.log)"
     phase recipe end
     for f in "$root"/egs/synth_en/exp/*/train.log; do
       cp "$f" "$out/train_$(basename "$(dirname "$f")").log"
+    done
+    for f in "$root"/egs/synth_en/exp/*/decode_*/logdir/decode.1.log; do  # where decoding's time goes
+      [ ! -f "$f" ] || cp "$f" "$out/decode_$(basename "$(dirname "$(dirname "$(dirname "$f")")")").log"
     done
   else
     log "stages 1-5 failed (see prep.log): no recipe timing"

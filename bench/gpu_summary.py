@@ -86,11 +86,13 @@ def recipe_stages(log_text: str, end: float | None) -> dict[str, tuple[float, fl
 
 def train_log_stats(text: str) -> dict:
     """Means over the epochs of ESPnet's ``Nepoch results: [train] ...`` lines: seconds per update
-    (``train_time``) and, for PL runs, the share of wall time spent labeling (``pl_label_share``)."""
+    (``train_time``) and, for PL runs, the shares of wall time spent labeling (``pl_label_share``) and
+    assembling unlabeled batches (``pl_assemble_share``)."""
     train_parts = [line.split("[train]", 1)[1].split("[valid]", 1)[0]
                    for line in text.splitlines() if "epoch results: [train]" in line]
     out = {"epochs": len(train_parts)}
-    for key, name in (("train_time", "seconds_per_update"), ("pl_label_share", "label_share")):
+    for key, name in (("train_time", "seconds_per_update"), ("iter_time", "iter_seconds"),
+                      ("pl_label_share", "label_share"), ("pl_assemble_share", "assemble_share")):
         values = [float(m.group(1)) for part in train_parts for m in [re.search(rf"\b{key}=([0-9.e+-]+)", part)] if m]
         if values:
             out[name] = round(statistics.fmean(values), 4)
@@ -160,11 +162,12 @@ def markdown(results: dict) -> str:
         lines.append("")
     if results["runs"]:
         lines += ["Training runs (train.log means over epochs):", "",
-                  "| experiment | epochs | s per update | vs supervised continuation | labeling share |",
-                  "|---|---|---|---|---|"]
+                  "| experiment | epochs | s per update | vs supervised continuation | s waiting for the batch "
+                  "| labeling share | batch assembly share |", "|---|---|---|---|---|---|---|"]
         for name, stats in results["runs"].items():
             lines.append(f"| {name} | {stats['epochs']} | {stats.get('seconds_per_update', '-')} | "
-                         f"{stats.get('vs_supervised_update', '-')} | {stats.get('label_share', '-')} |")
+                         f"{stats.get('vs_supervised_update', '-')} | {stats.get('iter_seconds', '-')} | "
+                         f"{stats.get('label_share', '-')} | {stats.get('assemble_share', '-')} |")
         lines.append("")
     if results["gpu_util_mean"]:
         lines += ["Mean GPU utilization by phase (%): " + ", ".join(

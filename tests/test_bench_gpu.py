@@ -48,7 +48,7 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     (tmp_path / "train_asr_supervised_cont.log").write_text(
         "\n".join(epoch.format(n=n, t=t, extra="") for n, t in [(1, 0.04), (2, 0.06)]))
     (tmp_path / "train_pl_hard.log").write_text(
-        epoch.format(n=1, t=0.05, extra=", pl_label_share=0.1") + "\n"
+        epoch.format(n=1, t=0.05, extra=", pl_label_share=0.1, pl_assemble_share=0.01") + "\n"
         + epoch.format(n=2, t=0.055, extra=", pl_label_share=0.2"))
     results = gpu_summary.summarize(tmp_path)
     stages = results["recipe"]["stages"]
@@ -56,8 +56,9 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     assert stages["stage 6"]["seconds"] == 20.0 and stages["stage 6"]["gpu_util_mean"] == 20.0
     assert stages["stage 8"]["seconds"] == 30.0 and stages["stage 8"]["gpu_util_mean"] == 90.0
     runs = results["runs"]
-    assert runs["asr_supervised_cont"] == {"epochs": 2, "seconds_per_update": 0.05, "vs_supervised_update": 1.0}
-    assert runs["pl_hard"]["label_share"] == pytest.approx(0.15)
+    assert runs["asr_supervised_cont"] == {"epochs": 2, "seconds_per_update": 0.05, "iter_seconds": 0.1,
+                                           "vs_supervised_update": 1.0}
+    assert runs["pl_hard"]["label_share"] == pytest.approx(0.15) and runs["pl_hard"]["assemble_share"] == 0.01
     assert runs["pl_hard"]["vs_supervised_update"] == pytest.approx(1.05)
     assert results["throughput"] is None
     assert "| stage 8 | 30.0 | 90.0 |" in gpu_summary.markdown(results)

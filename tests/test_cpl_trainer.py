@@ -93,9 +93,11 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                                     *extra), tmp_path / "train.log")
     summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
-                "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_cache_audio_mbytes"):
+                "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_assemble_share",
+                "pl_cache_audio_mbytes"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
+    assert 0 < float(re.search(r"pl_assemble_share=([0-9.e+-]+)", summary).group(1)) < 1
     if "--decoder" in extra:  # the attention branch trained on the beam transcripts, validated by accuracy
         assert "loss_pl_att=" in summary and "pl_acc_att=" in summary and "acc=" in log.split("[valid]", 1)[1]
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]

@@ -194,6 +194,10 @@ def test_packed_topk_targets_expand_like_each_utterance_alone(mass):
     batch = expand_soft_targets(values, indices, 4)
     for b, label in enumerate(labels):
         torch.testing.assert_close(batch[b, : label.num_frames], label.soft.to_dense())
+        for t, count in enumerate(label.soft.counts.tolist()):  # unused slots: value 0, the first kept index
+            assert values[b, t, count:].tolist() == [0.0] * (2 - count)
+            assert indices[b, t, count:].tolist() == [int(indices[b, t, 0])] * (2 - count)
+    assert values[1, 3:].abs().sum() == 0  # padding frames hold zeros
 
 
 def test_frame_id_batch_pads_with_minus_one():

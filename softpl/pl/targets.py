@@ -130,28 +130,34 @@ def pack_soft_targets(
 
 
 def stack_soft_targets(softs: list[SoftTarget], num_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The padding of :func:`pack_soft_targets`, for soft targets of one storage kind already checked."""
+    """The padding of :func:`pack_soft_targets`, for soft targets of one storage kind already checked.
+
+    The whole batch in a fixed number of tensor operations (not a few per utterance): with several runs sharing
+    a machine's cores, every small CPU operation costs thread-pool synchronization, per update.
+    """
     first = softs[0]
+    frames = torch.tensor([soft.num_frames for soft in softs])
+    # Per stored frame, its row in the padded (B * num_frames) frames: one flat index, not (utterance, frame).
+    utt = torch.repeat_interleave(torch.arange(len(softs)), frames)
+    slot = torch.arange(len(utt)) + utt * num_frames - (frames.cumsum(0) - frames)[utt]
     if first.counts is None:
-        values = torch.zeros(len(softs), num_frames, first.vocab_size, dtype=first.values.dtype)
-        for b, soft in enumerate(softs):
-            values[b, : soft.num_frames] = soft.values
-        return values, None
-    width = max((int(soft.counts.max()) for soft in softs if soft.num_frames), default=1)
-    values = torch.zeros(len(softs), num_frames, width, dtype=first.values.dtype)
-    indices = torch.zeros(len(softs), num_frames, width, dtype=first.indices.dtype)
-    for b, soft in enumerate(softs):
-        frames = soft.num_frames
-        if not frames:
-            continue
-        counts = soft.counts.long()
-        starts = counts.cumsum(0) - counts
-        rows = torch.repeat_interleave(torch.arange(frames), counts)
-        cols = torch.arange(len(soft.values)) - starts[rows]
-        indices[b, :frames] = soft.indices[starts].unsqueeze(1)  # unused slots repeat the first kept index
-        indices[b, rows, cols] = soft.indices
-        values[b, rows, cols] = soft.values
-    return values, indices
+        values = torch.zeros(len(softs) * num_frames, first.vocab_size, dtype=first.values.dtype)
+        values[slot] = torch.cat([soft.values for soft in softs])
+        return values.view(len(softs), num_frames, -1), None
+    counts = torch.cat([soft.counts for soft in softs]).long()  # per stored frame: tokens kept (>= 1)
+    kept_values = torch.cat([soft.values for soft in softs])
+    kept_indices = torch.cat([soft.indices for soft in softs])
+    width = int(counts.max()) if len(counts) else 1
+    starts = counts.cumsum(0) - counts
+    row = torch.repeat_interleave(torch.arange(len(counts)), counts)  # per kept token: its stored frame
+    position = slot[row] * width + torch.arange(len(kept_values)) - starts[row]  # ... and its flat position
+    values = torch.zeros(len(softs) * num_frames * width, dtype=first.values.dtype)
+    indices = torch.zeros(len(softs) * num_frames, width, dtype=first.indices.dtype)
+    indices[slot] = kept_indices[starts].unsqueeze(1)  # unused slots repeat the frame's first kept index
+    indices = indices.view(-1)
+    indices[position] = kept_indices
+    values[position] = kept_values
+    return values.view(len(softs), num_frames, width), indices.view(len(softs), num_frames, width)
 
 
 def top_tokens(probs: torch.Tensor, topk: int, mass: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

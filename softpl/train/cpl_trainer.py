@@ -230,6 +230,7 @@ class SlimIPL:
         self.refresh_prob = options.pl_refresh_prob
         self.diag = defaultdict(list)  # per-labeling diagnostics since the last report
         self.label_seconds = 0.0  # wall time spent labeling (and measuring churn) since the last report
+        self.assemble_seconds = 0.0  # ... and assembling unlabeled batches' pseudo-label tensors
         self.window_start = time.perf_counter()
 
     # ---- data --------------------------------------------------------------------------------------
@@ -373,8 +374,10 @@ class SlimIPL:
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
         keys, batch = entry["keys"], dict(self._entry_audio(entry))
+        start = time.perf_counter()
         batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
                                         soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
+        self.assemble_seconds += time.perf_counter() - start  # host-side work only: no sync needed
         if model.hybrid and model.pl_target == "sampled":  # the attention branch learns the pseudo-transcript
             batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts(entry["transcripts"])
         if self.token_prior is not None:
@@ -394,7 +397,8 @@ class SlimIPL:
         stats["pl_refresh_prob"] = self.refresh_prob
         now = time.perf_counter()
         stats["pl_label_share"] = self.label_seconds / max(now - self.window_start, 1e-9)
-        self.label_seconds, self.window_start = 0.0, now
+        stats["pl_assemble_share"] = self.assemble_seconds / max(now - self.window_start, 1e-9)
+        self.label_seconds, self.assemble_seconds, self.window_start = 0.0, 0.0, now
         stats.update(self.cache.stats(self.updates))
         stats["pl_cache_mbytes"], stats["pl_cache_audio_mbytes"] = self._cache_mbytes()
         if alarm_stats:
