@@ -53,7 +53,7 @@ pl_args=""               # stage 8: extra options for softpl.bin.cpl_train
 supervised_baseline=true # stage 8: also train the supervised-only continuation (stock ESPnet, same updates)
 pl_seeds=""              # stage 8: training seeds; when set, every run of stage 8 is repeated per seed as
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
-pl_nj=1                  # stage 8: runs trained at once (each gets nproc/pl_nj CPU threads)
+pl_nj=1                  # stages 8, 9: runs trained / decoded at once (each gets nproc/pl_nj CPU threads)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
 decode_model=""          # stages 7, 9: the checkpoint decoded, for every row alike; default: ESPnet's average of each
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
@@ -106,7 +106,7 @@ Options (default):
   --pl_train_config (${pl_train_config}) --pl_configs ("${pl_configs}") --pl_args ("${pl_args}")
   --supervised_baseline (${supervised_baseline}) --decode_model (${decode_model})
   --pl_seeds ("${pl_seeds}")  repeat every stage-8 run per seed (<run>_seed<N>); stage 10 adds mean +- std
-  --pl_nj (${pl_nj})            stage-8 runs trained at once
+  --pl_nj (${pl_nj})            stage-8 runs trained, stage-9 runs decoded at once
   --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
   --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs, on GPU or CPU
@@ -511,6 +511,7 @@ done
 # Every run branches from the seed's last training state (model, optimizer, scheduler: ESPnet's checkpoint.pth),
 # as slimIPL is one run whose pseudo-labeling starts after M labeled updates; a seed imported without one
 # (--seed_model_dir) starts from its weights with a fresh optimizer.
+# shellcheck disable=SC2317  # called through run_at_once
 train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped when done with the same options)
   local run=$1 exp=$expdir/$1 new_config=$expdir/.$1.train.yaml trainer extra sig t0 start_opts after=$branch_after
   if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
@@ -557,38 +558,48 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
   log "stage 8 ($run) finished in $(cat "$exp/train_seconds") s"
 }
 
+# run_at_once <function> <run>...: "<function> <run>" for each run, --pl_nj at a time in background jobs, the
+# cores shared out between them: on CPU for training and decoding, on GPUs for their host-side work (batch
+# assembly, pseudo-label packing, process start-up), which contends when each run takes every core.
+run_at_once() {
+  local fn=$1 run threads running=0 failed=0
+  shift
+  if [ "$pl_nj" -eq 1 ]; then
+    for run in "$@"; do "$fn" "$run" || return 1; done
+    return 0
+  fi
+  threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
+  for run in "$@"; do
+    if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
+    (export OMP_NUM_THREADS=$threads; "$fn" "$run") &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  [ "$failed" -eq 0 ]
+}
+
 if run_stage 8; then
   # The seed epoch every continuation goes on from (0: no training state to branch from), read once.
   branch_after=0
   if [ -f "$seed_exp/checkpoint.pth" ]; then
     branch_after=$($python -m softpl.bin.branch_seed --seed_exp "$seed_exp" --print_epoch true) || exit 1
   fi
-  if [ "$pl_nj" -eq 1 ]; then
-    for run in $continuation_runs; do train_continuation "$run" || exit 1; done
-  else
-    # Several runs at once, each in a background job, the cores shared out between them: on CPU for training,
-    # on GPUs for their host-side work (batch assembly, pseudo-label packing), which contends when each run
-    # takes every core.
-    threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
-    running=0; failed=0
-    for run in $continuation_runs; do
-      if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
-      (export OMP_NUM_THREADS=$threads; train_continuation "$run") &
-      running=$((running + 1))
-    done
-    while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
-    [ "$failed" -eq 0 ] || { echo "run.sh: stage 8: a run failed (see above)" >&2; exit 1; }
-  fi
+  # shellcheck disable=SC2086  # one argument per run (run names are single words)
+  run_at_once train_continuation $continuation_runs || { echo "run.sh: stage 8: a run failed (see above)" >&2; exit 1; }
 fi
 
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
+# shellcheck disable=SC2317  # called through run_at_once
+decode_continuation() {  # decode_continuation <run>: stage 9 for one run
+  log "stage 9: greedy CTC decoding and scoring of $expdir/$1 on: $test_sets"
+  stage_timer_start
+  decode_and_score "$expdir/$1"
+  stage_timer_end "9 ($1)"
+}
+
 if run_stage 9; then
-  for run in $continuation_runs; do
-    log "stage 9: greedy CTC decoding and scoring of $expdir/$run on: $test_sets"
-    stage_timer_start
-    decode_and_score "$expdir/$run"
-    stage_timer_end "9 ($run)"
-  done
+  # shellcheck disable=SC2086  # one argument per run (run names are single words)
+  run_at_once decode_continuation $continuation_runs || { echo "run.sh: stage 9: decoding a run failed (see above)" >&2; exit 1; }
 fi
 
 # ---- stage 10: report -------------------------------------------------------------------------------
