@@ -132,8 +132,8 @@ def pack_soft_targets(
 def stack_soft_targets(softs: list[SoftTarget], num_frames: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The padding of :func:`pack_soft_targets`, for soft targets of one storage kind already checked.
 
-    The whole batch in a fixed number of tensor operations (not a few per utterance): with several runs sharing
-    a machine's cores, every small CPU operation costs thread-pool synchronization, per update.
+    The whole batch in a fixed number of tensor operations, not a few per utterance: this runs on the host at
+    every soft unlabeled update, where small operations add up (bench/RESULTS.md, GPU runs 3 and 4).
     """
     first = softs[0]
     frames = torch.tensor([soft.num_frames for soft in softs])
