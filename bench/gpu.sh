@@ -114,19 +114,19 @@ fi
 
 # ---- 1: throughput --------------------------------------------------------------------------------
 phase throughput start
-if [ "$throughput" != true ]; then
-  log "throughput: skipped (--throughput $throughput)"
-elif [ "$dry_run" = true ]; then
-  throughput_args=(--device cpu --steps 1 --batch 2 --utt_seconds 1)
-  configs=("$root/egs/synth_en/conf/train_seed.yaml")
-else
-  throughput_args=(--batch 128 --steps 6)
-  configs=("$root/egs/synth_en/conf/train_seed.yaml" "$root/bench/conf/transformer_270m.yaml")
-fi
 if [ "$throughput" = true ]; then
+  if [ "$dry_run" = true ]; then
+    throughput_args=(--device cpu --steps 1 --batch 2 --utt_seconds 1)
+    configs=("$root/egs/synth_en/conf/train_seed.yaml")
+  else
+    throughput_args=(--batch 128 --steps 6)
+    configs=("$root/egs/synth_en/conf/train_seed.yaml" "$root/bench/conf/transformer_270m.yaml")
+  fi
   log "throughput: ${configs[*]}"
   timeout 200 "$python" "$root/bench/gpu_throughput.py" --config "${configs[@]}" "${throughput_args[@]}" \
     --out "$out/throughput.json" > "$out/throughput.log" 2>&1 || log "throughput ended with an error (see throughput.log)"
+else
+  log "throughput: skipped (--throughput $throughput)"
 fi
 phase throughput end
 
@@ -155,7 +155,9 @@ if [ -n "$prep" ]; then
       cp "$f" "$out/train_$(basename "$(dirname "$f")").log"
     done
     for f in "$root"/egs/synth_en/exp/*/decode_*/logdir/decode.1.log; do  # where decoding's time goes
-      [ ! -f "$f" ] || cp "$f" "$out/decode_$(basename "$(dirname "$(dirname "$(dirname "$f")")")").log"
+      [ -f "$f" ] || continue
+      run=${f#"$root"/egs/synth_en/exp/}
+      cp "$f" "$out/decode_${run%%/*}.log"
     done
   else
     log "stages 1-5 failed (see prep.log): no recipe timing"
