@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 import pytest
+import torch
 
 from cpl_data import cpl_train_args, make_corpus
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
@@ -174,4 +176,78 @@ def test_states_of_earlier_versions_are_upgraded_to_todays_layout():
     new = upgrade_state(old)
     assert new["stream"] == (2, 5) and "stream_pass" not in new and "stream_pos" not in new
     assert new["cache"]["entries"] == [{"keys": ["u1"], "transcripts": [[3, 4]]}]
+    assert new["next_churn_update"] == 0  # churn was measured once per report: the next measurement is due
     assert upgrade_state(new) == new  # today's layout passes unchanged
+
+
+@pytest.mark.parametrize("refresh", ["fixed", "dynamic"])
+def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_dynamic_refresh(monkeypatch, refresh):
+    """Churn costs one more teacher pass: under fixed refresh (a diagnostic) at the first refresh after every
+    --pl_churn_interval unlabeled updates; dynamic refresh reads it to set p, so at every refresh."""
+    from softpl.pl.cache import PLCache
+    from softpl.train import cpl_trainer
+
+    slimipl = object.__new__(cpl_trainer.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
+    slimipl.opt = argparse.Namespace(pl_refresh=refresh, pl_churn_interval=100, pl_diag_interval=10**9)
+    slimipl.cache = PLCache(capacity=5, refresh_prob=0.2, seed=0)
+    slimipl.diag, slimipl.refresh_prob, slimipl.token_prior, slimipl.keep_soft = defaultdict(list), 0.2, None, False
+    slimipl.updates = slimipl.unlabeled_updates = slimipl.next_churn_update = 0
+    slimipl.label_seconds = slimipl.assemble_seconds = 0.0
+    churned_at, labeled = [], []
+    slimipl._label = lambda model, device: labeled.append(slimipl.unlabeled_updates) or \
+        {"keys": [], "labels": [], "aug_seed": None}
+    slimipl._churn = lambda model, entry, device: churned_at.append(slimipl.unlabeled_updates) or 0.0
+    slimipl._entry_audio = lambda entry: {}
+    monkeypatch.setattr(cpl_trainer, "pseudo_label_batch", lambda labels, **kwargs: {})
+    model = argparse.Namespace(needs_transcripts=True, pl_target="hard", hybrid=False)
+    for _ in range(1000):
+        slimipl._unlabeled_step(model, reporter=None, device="cpu")
+    refreshes = len(labeled) - 5  # after the 5 batches that filled the cache
+    assert 150 < refreshes < 250  # p = 0.2 of 1000 reads
+    if refresh == "dynamic":
+        assert len(churned_at) == refreshes
+    else:  # at the first refresh, then at the first refresh 100 or more updates after the last measurement
+        gaps = [b - a for a, b in zip(churned_at, churned_at[1:])]
+        assert churned_at[0] < 30 and all(100 <= gap < 130 for gap in gaps) and len(gaps) >= 7, churned_at
+
+
+def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
+    """--pl_label_dtype: the labeling passes and the labeled reference at PL start run at the named precision
+    (auto: the training forward's, fp32 on CPU whatever --use_amp says, as ESPnet trains on CPU); the
+    posteriors come back in fp32."""
+    from softpl.train import cpl_trainer
+    from test_cpl_model import build_model
+
+    model = build_model(tmp_path)
+    dtypes = []
+    model.ctc.ctc_lo.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    speech, lengths = torch.randn(2, 7, 8), torch.tensor([7, 5])
+    labeled = {"speech": speech, "speech_lengths": lengths, "text_lengths": torch.tensor([2, 1])}
+    for label_dtype, dtype in (("auto", torch.float32), ("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        slimipl = object.__new__(cpl_trainer.SlimIPL)  # what _teacher_pass and start read, nothing more
+        slimipl.opt = argparse.Namespace(
+            pl_label_dtype=label_dtype, use_amp=True, pl_transcript="greedy", pl_dropout=None, pl_teacher="live",
+            seed=0, pl_prior_batches=1, pl_unlabeled_per_labeled=4, pl_cache_size=2, pl_refresh_prob=0.1)
+        slimipl.teacher, slimipl.rank, slimipl.updates = None, 0, 0
+        slimipl.labeled = argparse.Namespace(sampler=argparse.Namespace(generate=lambda epoch: [("a", "b")]))
+        slimipl._load = lambda factory, keys: (keys, labeled)
+        dtypes.clear()
+        log_probs, _, _ = slimipl._teacher_pass(model, {"speech": speech, "speech_lengths": lengths}, "cpu")
+        slimipl.start(model, "cpu")
+        assert dtypes == [dtype, dtype] and log_probs.dtype == torch.float32, label_dtype
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_auto_labeling_precision_is_half_on_gpu_with_use_amp(tmp_path):
+    from softpl.pl.labeler import teacher_log_probs
+    from softpl.train.cpl_trainer import labeling_autocast
+    from test_cpl_model import build_model
+
+    model = build_model(tmp_path).cuda()
+    dtypes = []
+    model.ctc.ctc_lo.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    speech, lengths = torch.randn(2, 7, 8).cuda(), torch.tensor([7, 5]).cuda()
+    for use_amp in (False, True):
+        with labeling_autocast("auto", use_amp, "cuda"):
+            teacher_log_probs(model, speech, lengths)
+    assert dtypes[0] == torch.float32 and dtypes[1] in (torch.bfloat16, torch.float16)

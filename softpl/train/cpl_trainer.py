@@ -20,6 +20,7 @@ epoch the checkpoint was written at, so a killed run continues exactly. A checkp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -33,7 +34,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
-from espnet2.train.trainer import Trainer, TrainerOptions
+from espnet2.train.trainer import Trainer, TrainerOptions, autocast_args
 from espnet2.utils.build_dataclass import build_dataclass
 from espnet2.utils.types import str2bool
 
@@ -48,6 +49,9 @@ from softpl.scoring.wer import align
 from softpl.train.branch import branch_epoch
 
 
+LABEL_DTYPES = ("auto", "float32", "bfloat16", "float16")  # --pl_label_dtype
+
+
 @dataclasses.dataclass
 class CPLTrainerOptions(TrainerOptions):
     pl_start_updates: int
@@ -57,6 +61,8 @@ class CPLTrainerOptions(TrainerOptions):
     pl_refresh: str
     pl_refresh_prob_max: float
     pl_churn_scale: float
+    pl_churn_interval: int
+    pl_label_dtype: str
     pl_teacher: str
     pl_ema_decay: float
     pl_teacher_dropout: bool
@@ -94,10 +100,18 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pl_churn_scale", type=float, default=0.2,
                        help="dynamic refresh: churn (token edit rate between a cached PL and a fresh one) "
                             "at which p reaches its maximum")
+    group.add_argument("--pl_churn_interval", type=int, default=100, choices=range(1, 10**6), metavar="N>=1",
+                       help="fixed refresh: churn, a diagnostic that costs one more teacher pass, is measured at "
+                            "the first refresh, then at the first one N or more unlabeled updates after the last "
+                            "measurement (dynamic refresh: at every refresh)")
     group.add_argument("--pl_teacher", choices=("live", "ema"), default="live",
                        help="labeling model: the model being trained, or its EMA (fp32 shadow weights)")
     group.add_argument("--pl_ema_decay", type=float, default=0.999)
     group.add_argument("--pl_teacher_dropout", type=str2bool, default=False, help="label with dropout on")
+    group.add_argument("--pl_label_dtype", choices=LABEL_DTYPES, default="auto",
+                       help="precision of the teacher passes: auto = the training forward's (--use_amp's autocast "
+                            "on a GPU, else fp32); bfloat16: teacher passes about 1.7x faster on CPUs with AVX512-BF16 "
+                            "or AMX")
     group.add_argument("--pl_dropout", type=float, default=None,
                        help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
                             "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
@@ -142,6 +156,18 @@ def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: 
     return p_min + min(1.0, churn / churn_scale) * (p_max - p_min)
 
 
+def labeling_autocast(label_dtype: str, use_amp: bool, device: str):
+    """The precision of every teacher pass (``--pl_label_dtype``). Labeling runs in the trainer's batch iterator,
+    outside the autocast of ESPnet's training forward, so ``auto`` enters that autocast itself (``--use_amp`` on
+    a GPU: bf16 where the GPU has it, else fp16; fp32 otherwise, as ESPnet trains on CPU); a dtype names the
+    precision outright (an autocast on the labeling device; the posteriors are returned in fp32 either way)."""
+    if label_dtype == "auto":
+        return torch.autocast("cuda", enabled=use_amp and device == "cuda", **autocast_args)
+    if label_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device, dtype=getattr(torch, label_dtype))
+
+
 def reference_batches(batches: list, num: int, seed: int) -> list:
     """``num`` distinct batches drawn at random by ``seed`` (all of them when there are fewer): the labeled
     reference at PL start. Not the first ones: ESPnet's samplers sort batches by length, longest first."""
@@ -177,11 +203,13 @@ def alarm_inputs(diag: Mapping[str, list[float]], reduce_sum: Callable[[torch.Te
 
 
 def upgrade_state(state: dict) -> dict:
-    """A saved SlimIPL state in today's layout: states of earlier versions kept the stream position in two keys
-    and called the cached pseudo-transcripts "greedy" (before ``--pl_transcript``)."""
+    """A saved SlimIPL state in today's layout: states of earlier versions kept the stream position in two keys,
+    called the cached pseudo-transcripts "greedy" (before ``--pl_transcript``) and measured churn once per
+    report (before ``--pl_churn_interval``: the next measurement is then due at once)."""
     state = dict(state)
     if "stream_pass" in state:
         state["stream"] = (state.pop("stream_pass"), state.pop("stream_pos"))
+    state.setdefault("next_churn_update", 0)
     for entry in state["cache"]["entries"]:
         if "greedy" in entry:
             entry["transcripts"] = entry.pop("greedy")
@@ -228,6 +256,7 @@ class SlimIPL:
         self.token_prior: torch.Tensor | None = None
         self.labeled_tokens_per_frame = math.nan
         self.refresh_prob = options.pl_refresh_prob
+        self.next_churn_update = 0  # fixed refresh: churn is measured at the first refresh from this unlabeled update
         self.diag = defaultdict(list)  # per-labeling diagnostics since the last report
         self.label_seconds = 0.0  # wall time spent labeling (and measuring churn) since the last report
         self.assemble_seconds = 0.0  # ... and assembling unlabeled batches' pseudo-label tensors
@@ -255,8 +284,9 @@ class SlimIPL:
         search = None
         if self.opt.pl_transcript == "beam":
             search = joint_beam_search(labeler, self.opt.pl_beam_size, self.opt.pl_beam_ctc_weight)
-        return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
-                                 beam_search=search, **mode)
+        with labeling_autocast(self.opt.pl_label_dtype, self.opt.use_amp, device):
+            return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
+                                     beam_search=search, **mode)
 
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
@@ -288,6 +318,13 @@ class SlimIPL:
             errors, words = sum(c.errors for c in counts), sum(c.n_ref for c in counts)
             self.diag["pl_wer_vs_ref"].append(100.0 * errors / max(words, 1))
 
+    def _churn_due(self) -> bool:
+        """Measure churn at this refresh? It costs one more teacher pass (a quarter of a training step for
+        egs/synth_en's model on CPU): dynamic refresh needs it at every refresh (it sets p); otherwise it is a
+        diagnostic, measured at the first refresh, then at the first one ``--pl_churn_interval`` or more unlabeled
+        updates after the last measurement."""
+        return self.opt.pl_refresh == "dynamic" or self.unlabeled_updates >= self.next_churn_update
+
     def _churn(self, model, entry: dict, device: str) -> float:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
         log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_audio(entry), device)
@@ -313,8 +350,9 @@ class SlimIPL:
         seed = self.opt.seed * 1000 + 900 + self.rank  # not self.generator: that would shift every later PL draw
         for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
             _, batch = self._load(self.labeled, list(keys))
-            log_probs, lengths, _ = teacher_log_probs(
-                self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
+            with labeling_autocast(self.opt.pl_label_dtype, self.opt.use_amp, device):
+                log_probs, lengths, _ = teacher_log_probs(
+                    self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
             labels, greedy = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
             for ids in greedy:
                 for i in ids:
@@ -365,9 +403,9 @@ class SlimIPL:
         slot = self.cache.next_slot()
         entry = self.cache.get(slot)
         if self.cache.should_refresh(self.refresh_prob):
-            # Churn costs one more teacher pass: measured at every refresh for dynamic refresh, else once a report.
-            if self.opt.pl_refresh == "dynamic" or not self.diag["pl_churn"]:
+            if self._churn_due():
                 self.diag["pl_churn"].append(self._churn(model, entry, device))
+                self.next_churn_update = self.unlabeled_updates + self.opt.pl_churn_interval
             self.cache.replace(slot, self._label(model, device), self.updates)
         self.label_seconds += time.perf_counter() - start  # labeling ends in a host copy: no extra sync needed
         self.unlabeled_updates += 1
@@ -435,7 +473,8 @@ class SlimIPL:
             "diag": (lambda: {key: list(values) for key, values in self.diag.items()},
                      lambda diag: setattr(self, "diag", defaultdict(list, diag))),
             **{name: attribute(name) for name in ("started", "updates", "unlabeled_updates", "token_prior",
-                                                  "labeled_tokens_per_frame", "refresh_prob")},
+                                                  "labeled_tokens_per_frame", "refresh_prob",
+                                                  "next_churn_update")},
         }
 
     def _cache_state(self) -> dict:
