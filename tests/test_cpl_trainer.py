@@ -182,8 +182,8 @@ def test_states_of_earlier_versions_are_upgraded_to_todays_layout():
 
 @pytest.mark.parametrize("refresh", ["fixed", "dynamic"])
 def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_dynamic_refresh(monkeypatch, refresh):
-    """Churn costs one more teacher pass: under fixed refresh (a diagnostic) at the first refresh after every
-    --pl_churn_interval unlabeled updates; dynamic refresh reads it to set p, so at every refresh."""
+    """Churn costs one more teacher pass: under fixed refresh (a diagnostic) at the first refresh, then at the first
+    one --pl_churn_interval or more unlabeled updates after the last; dynamic refresh sets p by it: every refresh."""
     from softpl.pl.cache import PLCache
     from softpl.train import cpl_trainer
 
@@ -239,6 +239,7 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_auto_labeling_precision_is_half_on_gpu_with_use_amp(tmp_path):
+    """On a GPU, auto labels under ESPnet's own --use_amp autocast (bf16 where the GPU has it, else fp16)."""
     from softpl.pl.labeler import teacher_log_probs
     from softpl.train.cpl_trainer import labeling_autocast
     from test_cpl_model import build_model
