@@ -278,11 +278,12 @@ class SlimIPL:
     def _labeler(self, model):
         return self.teacher.module if self.teacher is not None else model
 
-    def _teacher_pass(self, model, batch: dict, device: str, **mode):
-        """The labeler's log-posteriors, lengths and (``--pl_transcript beam``) joint beam-search transcripts."""
+    def _teacher_pass(self, model, batch: dict, device: str, *, beam: bool = True, **mode):
+        """The labeler's log-posteriors and lengths at the labeling precision, and with ``beam`` (under
+        ``--pl_transcript beam``) its joint beam-search transcripts."""
         labeler = self._labeler(model)
         search = None
-        if self.opt.pl_transcript == "beam":
+        if beam and self.opt.pl_transcript == "beam":
             search = joint_beam_search(labeler, self.opt.pl_beam_size, self.opt.pl_beam_ctc_weight)
         with labeling_autocast(self.opt.pl_label_dtype, self.opt.use_amp, device):
             return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
@@ -350,9 +351,7 @@ class SlimIPL:
         seed = self.opt.seed * 1000 + 900 + self.rank  # not self.generator: that would shift every later PL draw
         for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
             _, batch = self._load(self.labeled, list(keys))
-            with labeling_autocast(self.opt.pl_label_dtype, self.opt.use_amp, device):
-                log_probs, lengths, _ = teacher_log_probs(
-                    self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
+            log_probs, lengths, _ = self._teacher_pass(model, batch, device, beam=False)
             labels, greedy = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
             for ids in greedy:
                 for i in ids:
