@@ -8,7 +8,7 @@ dump/raw/train_unlabeled) with the same model architecture (default: egs/synth_e
 3. plugin unlabeled steps with hard and soft targets;
 4. making pseudo-labels for one batch (teacher forward in eval mode + per-utterance labels), and the
    unlabeled step with labeling amortized at refresh probability p;
-5. soft-target bytes per utterance: full fp32 posteriors against top-k fp16.
+5. soft-target bytes per utterance: full fp32 posteriors against the compact top-k storage.
 
 Usage: ``python bench/step_time.py [--data_dir D] [--config C] [--device cpu|cuda] [--steps N]``.
 Results and the command that produced them go to bench/RESULTS.md (written by hand from the output).
@@ -168,7 +168,7 @@ def main() -> None:
     print(f"soft cache, full fp32: {full:.0f} bytes per utterance (V={probs.shape[-1]})")
     for k in args.topk:
         size = np.mean([compress_posteriors(probs[b, : lengths[b]], k).nbytes for b in range(len(lengths))])
-        print(f"soft cache, top-{k} fp16: {size:.0f} bytes per utterance (1/{full / size:.1f} of full fp32)")
+        print(f"soft cache, top-{k}: {size:.0f} bytes per utterance (1/{full / size:.1f} of full fp32)")
 
 
 if __name__ == "__main__":

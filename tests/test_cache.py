@@ -133,5 +133,5 @@ def test_nbytes_counts_tensors_and_labels():
     labels = make_pseudo_labels(log_probs, torch.tensor([5]), keep_soft=True, topk=8)
     cache = PLCache(capacity=2, refresh_prob=0.1, seed=0)
     cache.append({"speech": torch.zeros(10), "labels": labels, "utt_ids": ["u1"]}, step=0)
-    # speech 10 * fp32 + frame ids 5 * int16 + top-8 soft 5 * 8 * (fp16 + uint8) + a uint8 count per frame
-    assert cache.nbytes() == 40 + 10 + 120 + 5
+    # speech 10 * fp32 + frame ids 5 * int16 + top-8 soft 5 * 8 * a 16-bit code + a uint8 count per frame
+    assert cache.nbytes() == 40 + 10 + 80 + 5

@@ -2,7 +2,7 @@
 
 A teacher pass over one unlabeled batch yields (B, T, V) CTC log-posteriors. For each utterance we keep
 the greedy hard transcript, the per-frame argmax (for frame-level hard CE) and, optionally, the posteriors
-themselves in a compact top-k fp16 form (soft targets). Sampled transcripts ("Continuous Pseudo-Labeling
+themselves in a compact top-k form (soft targets). Sampled transcripts ("Continuous Pseudo-Labeling
 from the Start") are drawn from the tempered posteriors on the whole batch at once.
 
 ``SoftTarget`` and ``PseudoLabel`` are registered as safe globals for ``torch.load(weights_only=True)``,
@@ -19,26 +19,60 @@ from softpl.decode.greedy import check_lengths, collapse_paths
 
 # Token ids fit int16 below this vocabulary size, otherwise int32.
 INT16_VOCAB_LIMIT = 32768
+# Up to this vocabulary size a kept soft-target token is one 16-bit code: its id in the low bits, its quantized
+# probability in the 8 or more bits left (characters, V <= 32: 11 bits, a step of 1/2047).
+PACKED_VOCAB_LIMIT = 256
 
 
-def token_id_dtype(vocab_size: int, compact: bool = False) -> torch.dtype:
-    """Smallest integer dtype used to store token ids of a vocabulary of this size (``compact``: uint8 when
-    every id fits, as in the soft-target cache; frame ids keep a signed type for their -1 padding)."""
-    if compact and vocab_size <= 256:
-        return torch.uint8
+def token_id_dtype(vocab_size: int) -> torch.dtype:
+    """Smallest signed integer dtype that holds the token ids of a vocabulary of this size (and -1 padding)."""
     return torch.int16 if vocab_size < INT16_VOCAB_LIMIT else torch.int32
+
+
+def packed_index_bits(vocab_size: int) -> int:
+    """Bits of a packed soft-target code that hold the token id; the other 16 - bits hold the probability."""
+    if not 1 <= vocab_size <= PACKED_VOCAB_LIMIT:
+        raise ValueError(f"packed soft targets need a vocabulary of 1-{PACKED_VOCAB_LIMIT} tokens, got {vocab_size}")
+    return max(1, (vocab_size - 1).bit_length())
+
+
+def packed_value_step(vocab_size: int) -> float:
+    """The quantization step of a packed probability: each kept value is within one step of the teacher's."""
+    return 1.0 / ((1 << (16 - packed_index_bits(vocab_size))) - 1)
+
+
+def pack_entries(values: torch.Tensor, indices: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """int16 codes of kept (probability, token) pairs of any shape: probability rounded to the step of
+    :func:`packed_value_step` (at least one step, so a kept token stays kept), the token id in the low bits."""
+    bits = packed_index_bits(vocab_size)
+    levels = (1 << (16 - bits)) - 1
+    quantized = (values.float() * levels).round().clamp(1, levels).to(torch.int32)
+    codes = (quantized << bits) | indices.to(torch.int32)
+    return torch.where(codes >= 1 << 15, codes - (1 << 16), codes).to(torch.int16)  # two's complement
+
+
+def unpack_entries(codes: torch.Tensor, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (fp32 probabilities, uint8 token ids) of :func:`pack_entries`' codes."""
+    bits = packed_index_bits(vocab_size)
+    codes = codes.to(torch.int32) & 0xFFFF
+    values = (codes >> bits).float() / ((1 << (16 - bits)) - 1)
+    return values, (codes & ((1 << bits) - 1)).to(torch.uint8)
 
 
 @dataclass(frozen=True)
 class SoftTarget:
-    """Compact per-frame teacher posteriors of one utterance.
+    """Compact per-frame teacher posteriors of one utterance, in one of three storages (``storage``):
 
-    Either the full matrix (``values`` (T, V) fp32; ``indices`` and ``counts`` None), or per frame t only the
-    ``counts[t]`` most probable tokens, most probable first, flattened over the frames: ``values`` (N,) fp16,
-    ``indices`` (N,) (uint8 up to V = 256, else int16/int32), ``counts`` (T,) uint8, N = sum(counts). A frame's
-    leftover mass 1 - sum(kept values) is spread uniformly over its V - counts[t] other tokens. Variable counts
-    let a confident frame (most CTC frames: blank at p > 0.999) cost one entry. Build it with
-    ``compress_posteriors``.
+    - ``full``: the whole matrix, ``values`` (T, V) fp32; ``indices`` and ``counts`` None.
+    - ``packed`` (V <= 256) and ``fp16`` (larger vocabularies): per frame t only the ``counts[t]`` (T,) uint8
+      most probable tokens, most probable first, flattened over the frames (N = sum(counts) entries).
+      ``packed``: ``values`` (N,) int16 codes of :func:`pack_entries` (probability and token id in 16 bits),
+      ``indices`` None; ``fp16``: ``values`` (N,) fp16 and ``indices`` (N,) int16/int32 (uint8 in caches saved
+      before the packed storage). A frame's leftover mass 1 - sum(kept values) is spread uniformly over its
+      V - counts[t] other tokens. Variable counts let a confident frame (most CTC frames: blank at p > 0.999)
+      cost one entry.
+
+    Build it with ``compress_posteriors`` (or ``make_pseudo_labels`` for a batch).
     """
 
     values: torch.Tensor
@@ -47,26 +81,42 @@ class SoftTarget:
     counts: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.indices is None:
-            if self.values.dim() != 2 or self.values.shape[1] != self.vocab_size or self.counts is not None:
+        if self.counts is None:
+            if self.values.dim() != 2 or self.values.shape[1] != self.vocab_size or self.indices is not None:
                 raise ValueError(
-                    f"a full SoftTarget needs values of shape (T, {self.vocab_size}) and no counts, "
+                    f"a full SoftTarget needs values of shape (T, {self.vocab_size}) and no indices, "
                     f"got values {tuple(self.values.shape)}"
                 )
             return
-        if self.counts is None or self.counts.dim() != 1 or self.values.dim() != 1 \
-                or self.indices.shape != self.values.shape:
+        if self.indices is None and self.values.dtype != torch.int16:
+            raise ValueError(f"a packed SoftTarget holds int16 codes, got values of {self.values.dtype}")
+        if self.counts.dim() != 1 or self.values.dim() != 1 \
+                or (self.indices is not None and self.indices.shape != self.values.shape):
             raise ValueError(
-                "a compact SoftTarget needs counts (T,) and flat values and indices of one length (N,), got counts "
-                f"{None if self.counts is None else tuple(self.counts.shape)}, values {tuple(self.values.shape)}, "
-                f"indices {tuple(self.indices.shape)}"
+                "a compact SoftTarget needs counts (T,) and flat values (and indices) of one length (N,), got counts "
+                f"{tuple(self.counts.shape)}, values {tuple(self.values.shape)}, "
+                f"indices {None if self.indices is None else tuple(self.indices.shape)}"
             )
         if self.counts.device.type == "cpu" and int(self.counts.sum()) != self.values.shape[0]:
             raise ValueError(f"counts sum to {int(self.counts.sum())} entries, values hold {self.values.shape[0]}")
 
     @property
+    def storage(self) -> str:
+        if self.counts is None:
+            return "full"
+        return "packed" if self.indices is None else "fp16"
+
+    @property
     def num_frames(self) -> int:
         return self.values.shape[0] if self.counts is None else self.counts.shape[0]
+
+    def entries(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept (probabilities, token ids), flat (N,) in frame order, of a compact target."""
+        if self.storage == "full":
+            raise ValueError("a full SoftTarget has no kept entries: use values, the (T, V) posteriors")
+        if self.storage == "packed":
+            return unpack_entries(self.values, self.vocab_size)
+        return self.values, self.indices
 
     @property
     def nbytes(self) -> int:
@@ -121,7 +171,7 @@ def pack_soft_targets(
         )
     first = labels[0].soft
     for b, label in enumerate(labels):
-        if label.soft.vocab_size != first.vocab_size or (label.soft.counts is None) != (first.counts is None):
+        if label.soft.vocab_size != first.vocab_size or label.soft.storage != first.storage:
             raise ValueError(
                 f"utterance {b} of the batch stores its soft target differently from utterance 0 "
                 "(vocabulary or storage): all pseudo-labels of a batch must come from one labeling pass"
@@ -140,19 +190,22 @@ def stack_soft_targets(softs: list[SoftTarget], num_frames: int) -> tuple[torch.
     # Per stored frame, its row in the padded (B * num_frames) frames: one flat index, not (utterance, frame).
     utt = torch.repeat_interleave(torch.arange(len(softs)), frames)
     slot = torch.arange(len(utt)) + utt * num_frames - (frames.cumsum(0) - frames)[utt]
-    if first.counts is None:
+    if first.storage == "full":
         values = torch.zeros(len(softs) * num_frames, first.vocab_size, dtype=first.values.dtype)
         values[slot] = torch.cat([soft.values for soft in softs])
         return values.view(len(softs), num_frames, -1), None
     counts = torch.cat([soft.counts for soft in softs]).long()  # per stored frame: tokens kept (>= 1)
-    kept_values = torch.cat([soft.values for soft in softs])
-    kept_indices = torch.cat([soft.indices for soft in softs])
+    if first.storage == "packed":  # one unpacking for the batch
+        kept_values, kept_indices = unpack_entries(torch.cat([soft.values for soft in softs]), first.vocab_size)
+    else:
+        kept_values = torch.cat([soft.values for soft in softs])
+        kept_indices = torch.cat([soft.indices for soft in softs])
     width = int(counts.max()) if len(counts) else 1
     starts = counts.cumsum(0) - counts
     row = torch.repeat_interleave(torch.arange(len(counts)), counts)  # per kept token: its stored frame
     position = slot[row] * width + torch.arange(len(kept_values)) - starts[row]  # ... and its flat position
-    values = torch.zeros(len(softs) * num_frames * width, dtype=first.values.dtype)
-    indices = torch.zeros(len(softs) * num_frames, width, dtype=first.indices.dtype)
+    values = torch.zeros(len(softs) * num_frames * width, dtype=kept_values.dtype)
+    indices = torch.zeros(len(softs) * num_frames, width, dtype=kept_indices.dtype)
     indices[slot] = kept_indices[starts].unsqueeze(1)  # unused slots repeat the frame's first kept index
     indices = indices.view(-1)
     indices[position] = kept_indices
@@ -172,19 +225,39 @@ def top_tokens(probs: torch.Tensor, topk: int, mass: float) -> tuple[torch.Tenso
 
 def compress_posteriors(probs: torch.Tensor, topk: int | None, mass: float = 1.0) -> SoftTarget:
     """Store (T, V) posteriors compactly: per frame the fewest most-probable tokens holding ``mass`` (at most
-    ``topk``) in fp16, or the full fp32 matrix when topk is None or >= V.
+    ``topk``), packed (V <= 256) or in fp16, or the full fp32 matrix when topk is None or >= V.
 
     Per frame, the L1 distance between ``probs`` and ``to_dense()`` is at most twice the leftover mass
-    1 - sum(kept) plus the fp16 rounding of the kept values.
+    1 - sum(kept) plus twice the rounding of the kept values (packed: one :func:`packed_value_step` each).
     """
     if probs.dim() != 2:
         raise ValueError(f"probs must be (T, V), got shape {tuple(probs.shape)}")
-    vocab_size = probs.shape[1]
+    return soft_target(*kept_tokens(probs, topk, mass), probs.shape[1])
+
+
+def kept_tokens(
+    probs: torch.Tensor, topk: int | None, mass: float
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """What the soft storage keeps of (..., V) posteriors, made where they are and copied to the host once:
+    (values, indices, keep) of :func:`top_tokens` in the storage's dtypes (packed codes and no indices for
+    V <= 256), or (fp32 posteriors, None, None) for full storage."""
+    vocab_size = probs.shape[-1]
     check_topk(topk)
     if topk is None or topk >= vocab_size:
-        return SoftTarget(probs.float(), None, vocab_size)
+        return probs.float().cpu(), None, None
     values, indices, keep = top_tokens(probs, topk, mass)
-    return SoftTarget(values[keep].half(), indices[keep].to(token_id_dtype(vocab_size, compact=True)), vocab_size,
+    if vocab_size <= PACKED_VOCAB_LIMIT:
+        return pack_entries(values, indices, vocab_size).cpu(), None, keep.cpu()
+    return values.half().cpu(), indices.to(token_id_dtype(vocab_size)).cpu(), keep.cpu()
+
+
+def soft_target(values: torch.Tensor, indices: torch.Tensor | None, keep: torch.Tensor | None,
+                vocab_size: int) -> SoftTarget:
+    """One utterance's SoftTarget from its (T, ...) rows of :func:`kept_tokens`; it holds its own copy of
+    the frames, not a view of the batch."""
+    if keep is None:
+        return SoftTarget(values.clone(), None, vocab_size)
+    return SoftTarget(values[keep], None if indices is None else indices[keep], vocab_size,
                       keep.sum(dim=-1).to(torch.uint8))
 
 
@@ -273,7 +346,7 @@ def make_pseudo_labels(
     Args:
         log_probs: (B, T, V) teacher log-posteriors (e.g. ``model.ctc.log_softmax(enc)``, eval mode, clean input).
         lengths: (B,) valid frames per utterance.
-        keep_soft: also store the posteriors (compact fp16, or full fp32 when ``topk`` is None).
+        keep_soft: also store the posteriors (compact: see :class:`SoftTarget`; full fp32 when ``topk`` is None).
         topk: at most this many tokens kept per frame for soft targets.
         soft_mass: per frame, the fewest most probable tokens that hold this mass are kept (1.0: all ``topk``).
         blank_id: the CTC blank token id.
@@ -298,22 +371,13 @@ def make_pseudo_labels(
                     "not 1; pass normalized log-posteriors (log_softmax of the CTC logits), not raw logits")
 
         require(~bad, message, "exp(log_probs) does not sum to 1: pass log_softmax of the CTC logits")
-        check_topk(topk)
-        if topk is None or topk >= vocab_size:
-            values, indices, keep = probs.cpu(), None, None
-        else:
-            values, indices, keep = top_tokens(probs, topk, soft_mass)
-            values, keep = values.half().cpu(), keep.cpu()
-            indices = indices.to(token_id_dtype(vocab_size, compact=True)).cpu()
+        values, indices, keep = kept_tokens(probs, topk, soft_mass)
     labels = []
     for b, length in enumerate(lengths.tolist()):
         soft = None
-        if keep_soft and keep is None:  # clone: a cached label holds its own frames, not a view of the batch
-            soft = SoftTarget(values[b, :length].clone(), None, vocab_size)
-        elif keep_soft:
-            kept = keep[b, :length]
-            soft = SoftTarget(values[b, :length][kept], indices[b, :length][kept], vocab_size,
-                              kept.sum(dim=-1).to(torch.uint8))
+        if keep_soft:
+            soft = soft_target(values[b, :length], None if indices is None else indices[b, :length],
+                               None if keep is None else keep[b, :length], vocab_size)
         labels.append(PseudoLabel(tokens[b], frame_ids[b, :length].clone(), soft, length))
     return labels
 

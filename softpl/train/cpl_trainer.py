@@ -116,8 +116,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
                             "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
     group.add_argument("--pl_soft_topk", type=int, default=8, choices=range(0, 256), metavar="0-255",
-                       help="at most this many soft-target tokens kept per frame, in fp16 (0: full posteriors "
-                            "in fp32)")
+                       help="at most this many soft-target tokens kept per frame, 2 bytes each for vocabularies up "
+                            "to 256 (3-5 above) (0: full posteriors in fp32)")
     group.add_argument("--pl_soft_mass", type=float, default=0.999,
                        help="per frame, keep the fewest most probable tokens that hold this share of the "
                             "probability (at most --pl_soft_topk); 1: always pl_soft_topk tokens")
