@@ -29,7 +29,8 @@ def main() -> None:
         frames = sum(soft.num_frames for soft in softs)
         dense = frames * softs[0].vocab_size * 4
         kept = sum(len(soft.values) for soft in softs) / frames if softs[0].counts is not None else softs[0].vocab_size
-        print(f"{path}: {len(softs)} utterances, {frames} frames, V={softs[0].vocab_size}: {stored / frames:.2f} "
+        print(f"{path}: {len(softs)} utterances, {frames} frames, V={softs[0].vocab_size}, "
+              f"{softs[0].storage} storage: {stored / frames:.2f} "
               f"bytes per frame ({kept:.2f} tokens kept), fp32 posteriors {dense / frames:.0f}: 1/{dense / stored:.1f}")
 
 

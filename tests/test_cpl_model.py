@@ -19,14 +19,19 @@ DECODER = ["--decoder", "transformer", "--decoder_conf", "attention_heads=2", "-
            "--decoder_conf", "src_attention_dropout_rate=0.0"]
 
 
-def build_model(tmp_path, *, encoder="transformer", decoder=False, **model_conf):
+# ESPnet's default frontend (STFT + 8 log-mels) and its default normalization, instead of 8-dim features in.
+FRONTEND = ["--frontend", "default", "--frontend_conf", "n_fft=64", "--frontend_conf", "hop_length=32",
+            "--frontend_conf", "n_mels=8", "--normalize", "utterance_mvn"]
+
+
+def build_model(tmp_path, *, encoder="transformer", decoder=False, frontend=False, **model_conf):
     (tmp_path / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     conf = ["--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁", *(DECODER if decoder else [])]
     for key, value in model_conf.items():
         conf += ["--model_conf", f"{key}={value}"]
     args = CPLASRTask.get_parser().parse_args([
         "--output_dir", str(tmp_path), "--token_list", str(tmp_path / "tokens.txt"), "--model", "cpl",
-        "--input_size", "8", "--encoder", encoder, "--encoder_conf", "output_size=8",
+        *(FRONTEND if frontend else ["--input_size", "8"]), "--encoder", encoder, "--encoder_conf", "output_size=8",
         "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=8", "--encoder_conf", "num_blocks=1",
         "--encoder_conf", "input_layer=linear", "--encoder_conf", "dropout_rate=0.0",
         "--encoder_conf", "attention_dropout_rate=0.0", "--encoder_conf", "positional_dropout_rate=0.0", *conf,
@@ -158,6 +163,26 @@ def test_seeded_specaug_repeats_its_masks_and_leaves_the_global_rng_alone(tmp_pa
     second, _ = model.encode(speech.clone(), lengths, aug_seed=11)
     assert torch.equal(first, second) and torch.equal(torch.rand(1), after_first)
     assert not torch.equal(first, model.encode(speech.clone(), lengths, aug_seed=12)[0])
+
+
+def test_given_features_encode_as_their_audio_and_are_left_unchanged(tmp_path):
+    """A cached batch's features (``collect_feats``, what labeling keeps) encode exactly as its audio; ESPnet's
+    normalization works in place, so the model must normalize a copy, not the cache's tensor."""
+    model = build_model(tmp_path, frontend=True)
+    assert model.fixed_frontend
+    torch.manual_seed(2)
+    speech, lengths = torch.randn(2, 800), torch.tensor([800, 600])
+    feats = model.collect_feats(speech, lengths, None, None)
+    kept = feats["feats"].clone()
+    from_audio, _ = model.encode(speech, lengths)
+    from_features, _ = model.encode(feats["feats"], feats["feats_lengths"], features=True)
+    assert torch.equal(from_features, from_audio) and torch.equal(feats["feats"], kept)
+    assert torch.equal(model.encode(speech, lengths)[0], from_audio)  # features only for that call: audio again
+    model.autocast_frontend = True  # frontend in bf16 under AMP: training's features are not labeling's fp32 ones
+    assert not model.fixed_frontend
+    model.autocast_frontend = False
+    model.frontend.register_parameter("gain", torch.nn.Parameter(torch.ones(1)))  # a trainable frontend
+    assert not model.fixed_frontend
 
 
 def test_validation_reports_greedy_cer_and_wer(tmp_path):

@@ -96,7 +96,7 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
                 "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_assemble_share",
-                "pl_cache_audio_mbytes"):
+                "pl_cache_input_mbytes"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
     assert 0 < float(re.search(r"pl_assemble_share=([0-9.e+-]+)", summary).group(1)) < 1
@@ -140,6 +140,22 @@ def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus
     for epoch in (2, 3):
         steps = sorted(k for k in expected if k[0] == epoch)
         assert [resumed[k] for k in steps] == [expected[k] for k in steps], f"epoch {epoch} differs after resume"
+
+
+def test_cached_features_train_as_the_audio_they_came_from(corpus, tmp_path):
+    """--pl_cache_input auto keeps each cached batch's log-mel features (the frontend is fixed) and training on
+    them skips the frontend; every update's loss is the one of keeping the audio (--pl_cache_input audio)."""
+    root, sets = corpus
+    runs = {}
+    for kept in ("auto", "audio"):
+        args = cpl_train_args(root, sets, tmp_path / kept, "--max_epoch", "2", "--model_conf", "pl_target=soft",
+                              "--pl_cache_input", kept)
+        runs[kept] = run_to_end(args, tmp_path / f"{kept}.log")
+    assert "MB of input (features)" in runs["auto"] and "MB of input (audio)" in runs["audio"]
+    features, audio = step_losses(runs["auto"]), step_losses(runs["audio"])
+    assert len([k for k in audio if k[0] == 2]) == 12 and features == audio
+    input_mb = [float(re.search(r"pl_cache_input_mbytes=([0-9.e+-]+)", runs[kept]).group(1)) for kept in runs]
+    assert input_mb[0] < input_mb[1] / 4  # 16 log-mels per 128 samples: 1/8 of the audio's fp32 bytes
 
 
 def test_beam_transcripts_need_a_hybrid_model(corpus, tmp_path):
@@ -197,7 +213,7 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
     slimipl._label = lambda model, device: labeled.append(slimipl.unlabeled_updates) or \
         {"keys": [], "labels": [], "aug_seed": None}
     slimipl._churn = lambda model, entry, device: churned_at.append(slimipl.unlabeled_updates) or 0.0
-    slimipl._entry_audio = lambda entry: {}
+    slimipl._entry_input = lambda model, entry, device: {}
     monkeypatch.setattr(cpl_trainer, "pseudo_label_batch", lambda labels, **kwargs: {})
     model = argparse.Namespace(needs_transcripts=True, pl_target="hard", hybrid=False)
     for _ in range(1000):

@@ -16,7 +16,7 @@ class TinyASR(torch.nn.Module):
         self.ctc = torch.nn.Module()
         self.ctc.log_softmax = lambda enc: torch.log_softmax(enc, dim=-1)
 
-    def encode(self, speech, speech_lengths, aug_seed=None):
+    def encode(self, speech, speech_lengths, aug_seed=None, features=False):
         x = self.norm(speech.transpose(1, 2)).transpose(1, 2)
         return self.layers(x), speech_lengths
 

@@ -41,6 +41,7 @@ from typing import Iterator
 
 import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
+from espnet2.asr.frontend.default import DefaultFrontend
 from espnet2.torch_utils.device_funcs import force_gatherable
 
 from softpl.decode.greedy import greedy_ctc_decode
@@ -103,6 +104,7 @@ class CPLASRModel(ESPnetASRModel):
         self.confidence_threshold = confidence_threshold
         self.prior_weight = prior_weight
         self.blank_id = self.token_list.index("<blank>") if "<blank>" in self.token_list else 0
+        self._given_features = False  # set within encode(features=True): the input holds the frontend's output
 
     # ---- what the pseudo-labeler must store ------------------------------------------------------
     @property
@@ -119,6 +121,20 @@ class CPLASRModel(ESPnetASRModel):
     def needs_token_prior(self) -> bool:
         return self.prior_weight > 0
 
+    @property
+    def fixed_frontend(self) -> bool:
+        """Whether the frontend is a fixed function of mono audio, the same in training and eval mode: none, or
+        ESPnet's default STFT + log-mel without an enhancement front-end or trainable parameters, run in fp32
+        (``autocast_frontend`` false, ESPnet's default). Then
+        a pseudo-labeled batch can keep the features its labeling made instead of its audio."""
+        frontend = self.frontend
+        if frontend is None:
+            return True
+        enhancement = frontend.frontend if type(frontend) is DefaultFrontend else None
+        return (type(frontend) is DefaultFrontend and not self.autocast_frontend
+                and not (enhancement is not None and (enhancement.use_wpe or enhancement.use_beamformer))
+                and not any(p.requires_grad for p in frontend.parameters()))
+
     # ---- forward -------------------------------------------------------------------------------------
     def forward(self, speech, speech_lengths, text=None, text_lengths=None, **kwargs):
         """Labeled batch (``text`` given): ESPnet's CTC step. Unlabeled batch: the pseudo-label loss."""
@@ -131,10 +147,21 @@ class CPLASRModel(ESPnetASRModel):
             raise ValueError("a batch without 'text' must carry pseudo-label tensors (pl_*); see CPLTrainer")
         return self._unlabeled_forward(speech, speech_lengths, **pl_inputs)
 
-    def encode(self, speech, speech_lengths, aug_seed: int | None = None):
-        """ESPnet's encoder pass; with ``aug_seed`` SpecAugment draws its masks from that seed (consistent aug)."""
-        with self._seeded_specaug(aug_seed):
-            return super().encode(speech, speech_lengths)
+    def encode(self, speech, speech_lengths, aug_seed: int | None = None, features: bool = False):
+        """ESPnet's encoder pass; with ``aug_seed`` SpecAugment draws its masks from that seed (consistent aug).
+        ``features``: ``speech`` (B, T, D) already holds the frontend's output (:meth:`collect_feats`), which
+        ESPnet's SpecAugment, normalization and encoder then take as they would the frontend's."""
+        previous, self._given_features = self._given_features, features
+        try:
+            with self._seeded_specaug(aug_seed):
+                return super().encode(speech, speech_lengths)
+        finally:
+            self._given_features = previous
+
+    def _extract_feats(self, speech, speech_lengths):
+        if self._given_features:  # a copy: ESPnet's normalization works in place, the cache keeps the input
+            return speech[:, : speech_lengths.max()].clone(), speech_lengths
+        return super()._extract_feats(speech, speech_lengths)
 
     @contextlib.contextmanager
     def _seeded_specaug(self, seed: int | None) -> Iterator[None]:
@@ -202,9 +229,10 @@ class CPLASRModel(ESPnetASRModel):
         pl_aug_seed=None,
         pl_att_text=None,
         pl_att_text_lengths=None,
+        pl_features=None,
     ):
         aug_seed = None if pl_aug_seed is None else int(pl_aug_seed.reshape(-1)[0])
-        enc, enc_lens = self.encode(speech, speech_lengths, aug_seed=aug_seed)
+        enc, enc_lens = self.encode(speech, speech_lengths, aug_seed=aug_seed, features=pl_features is not None)
         log_probs = self.ctc.log_softmax(enc)
         batch_size = speech.shape[0]
         # Frame terms (soft/frame CE, entropy, prior KL) are means over valid frames; "utterance" rescales every

@@ -65,19 +65,29 @@ def joint_beam_search(model, beam_size: int, ctc_weight: float):
 
 def teacher_log_probs(
     model, speech: torch.Tensor, speech_lengths: torch.Tensor, *, dropout: bool = False,
-    aug_seed: int | None = None, beam_search=None,
+    aug_seed: int | None = None, beam_search=None, features: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[list[int]] | None]:
     """(B, T, V) fp32 CTC log-posteriors and (B,) encoder lengths of the teacher on one batch, and with
     ``beam_search`` (:func:`joint_beam_search` of the same model) the best transcript of each utterance from the
-    same encoder output (token ids without sos/eos and blank; None without it)."""
+    same encoder output (token ids without sos/eos and blank; None without it). ``features``: ``speech`` holds
+    the frontend's output (:func:`frontend_features`), not audio."""
     with teacher_mode(model, dropout=dropout, augment=aug_seed is not None):
-        enc, enc_lens = model.encode(speech, speech_lengths, aug_seed=aug_seed)
+        enc, enc_lens = model.encode(speech, speech_lengths, aug_seed=aug_seed, features=features)
         transcripts = None
         if beam_search is not None:
             special = {model.sos, model.eos, model.blank_id}
             transcripts = [[t for t in nbest[0].yseq.tolist() if t not in special]
                            for nbest in beam_search(x=enc, x_lengths=enc_lens)]
         return model.ctc.log_softmax(enc).float(), enc_lens, transcripts
+
+
+def frontend_features(model, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frontend's (B, T, D) fp32 features of one audio batch and their (B,) lengths, as training computes
+    them (ESPnet's ``collect_feats``: before SpecAugment and normalization), with no gradient and outside any
+    autocast, so that a batch trained on its kept features sees what it would have seen from its audio."""
+    with teacher_mode(model), torch.autocast(speech.device.type, enabled=False):
+        feats = model.collect_feats(speech, speech_lengths, None, None)
+    return feats["feats"], feats["feats_lengths"]
 
 
 def label_batch(

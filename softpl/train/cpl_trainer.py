@@ -41,8 +41,8 @@ from espnet2.utils.types import str2bool
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, posterior_stats
 from softpl.pl.cache import PLCache, stored_nbytes
-from softpl.pl.labeler import (joint_beam_search, label_batch, pad_transcripts, pseudo_label_batch,
-                               teacher_log_probs)
+from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, pad_transcripts,
+                               pseudo_label_batch, teacher_log_probs)
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -63,6 +63,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_churn_scale: float
     pl_churn_interval: int
     pl_label_dtype: str
+    pl_cache_input: str
     pl_teacher: str
     pl_ema_decay: float
     pl_teacher_dropout: bool
@@ -112,6 +113,11 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="precision of the teacher passes: auto = the training forward's (--use_amp's autocast "
                             "on a GPU, else fp32); bfloat16: teacher passes about 1.7x faster on CPUs with AVX512-BF16 "
                             "or AMX")
+    group.add_argument("--pl_cache_input", choices=("auto", "audio"), default="auto",
+                       help="what a cached batch keeps to train on: auto = the features its labeling computed "
+                            "when the frontend is fixed (ESPnet's default STFT + log-mel, mono audio; training "
+                            "then skips the frontend, and 40 log-mels take 1/4 of fp32 audio's memory), else its "
+                            "audio; audio = always the audio (the frontend runs at every update)")
     group.add_argument("--pl_dropout", type=float, default=None,
                        help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
                             "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
@@ -267,12 +273,22 @@ class SlimIPL:
         """One batch of ``keys`` through the factory's own dataset and collate function (ESPnet's loading)."""
         return factory.collate_fn([factory.dataset[key] for key in keys])
 
-    def _entry_audio(self, entry: dict) -> dict[str, torch.Tensor]:
-        """The cached batch's audio (``speech``, ``speech_lengths``): kept with its pseudo-labels, so that
-        training on it does not read it again; reloaded once after a resume (checkpoints do not hold audio)."""
-        if "audio" not in entry:
-            entry["audio"] = self._load(self.unlabeled, entry["keys"])[1]
-        return entry["audio"]
+    def _entry_input(self, model, entry: dict, device: str) -> dict[str, torch.Tensor]:
+        """The cached batch's input (``speech``, ``speech_lengths``, and ``pl_features`` when ``speech`` holds
+        the frontend's features): kept with its pseudo-labels, so that training on it reads nothing again;
+        remade once after a resume (checkpoints do not hold it) as labeling made it."""
+        if "input" not in entry:
+            entry["input"] = self._model_input(model, self._load(self.unlabeled, entry["keys"])[1], device)
+        return entry["input"]
+
+    def _model_input(self, model, batch: dict, device: str) -> dict[str, torch.Tensor]:
+        """What a cached batch keeps to train on (``--pl_cache_input``): with a fixed frontend and mono audio, its
+        features (the frontend need not run again at each update on it), on the host; else its audio."""
+        if self.opt.pl_cache_input == "audio" or not model.fixed_frontend or batch["speech"].dim() != 2:
+            return batch
+        feats, lengths = frontend_features(self._labeler(model), batch["speech"].to(device),
+                                           batch["speech_lengths"].to(device))
+        return {"speech": feats.cpu(), "speech_lengths": lengths.cpu(), "pl_features": torch.ones(1, dtype=torch.bool)}
 
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
@@ -280,18 +296,20 @@ class SlimIPL:
 
     def _teacher_pass(self, model, batch: dict, device: str, *, beam: bool = True, **mode):
         """The labeler's log-posteriors and lengths at the labeling precision, and with ``beam`` (under
-        ``--pl_transcript beam``) its joint beam-search transcripts."""
+        ``--pl_transcript beam``) its joint beam-search transcripts; ``batch`` holds audio or (``pl_features``)
+        features."""
         labeler = self._labeler(model)
         search = None
         if beam and self.opt.pl_transcript == "beam":
             search = joint_beam_search(labeler, self.opt.pl_beam_size, self.opt.pl_beam_ctc_weight)
         with labeling_autocast(self.opt.pl_label_dtype, self.opt.use_amp, device):
             return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
-                                     beam_search=search, **mode)
+                                     beam_search=search, features="pl_features" in batch, **mode)
 
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
         keys, batch = self.stream.next()
+        batch = self._model_input(model, batch, device)
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths, transcripts = self._teacher_pass(
             model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
@@ -305,7 +323,7 @@ class SlimIPL:
         )
         self._record_diagnostics(model, keys, log_probs, lengths, pseudo_transcripts)
         return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "transcripts": pseudo_transcripts,
-                "audio": batch}
+                "input": batch}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
@@ -328,7 +346,7 @@ class SlimIPL:
 
     def _churn(self, model, entry: dict, device: str) -> float:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
-        log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_audio(entry), device)
+        log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_input(model, entry, device), device)
         _, now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
                              transcripts=transcripts)
         counts = [align(list(map(str, old)), list(map(str, new))) for old, new in zip(entry["transcripts"], now)]
@@ -397,8 +415,10 @@ class SlimIPL:
         while not self.cache.is_full:
             self.cache.append(self._label(model, device), self.updates)
             if self.cache.is_full:
-                logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels, %.1f MB of audio",
-                             len(self.cache), *self._cache_mbytes())
+                logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels, %.1f MB of input (%s)",
+                             len(self.cache), *self._cache_mbytes(),
+                             "features" if any("pl_features" in e.get("input", {}) for e in self.cache.entries)
+                             else "audio")
         slot = self.cache.next_slot()
         entry = self.cache.get(slot)
         if self.cache.should_refresh(self.refresh_prob):
@@ -410,7 +430,7 @@ class SlimIPL:
         self.unlabeled_updates += 1
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
-        keys, batch = entry["keys"], dict(self._entry_audio(entry))
+        keys, batch = entry["keys"], dict(self._entry_input(model, entry, device))
         start = time.perf_counter()
         batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
                                         soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
@@ -437,7 +457,7 @@ class SlimIPL:
         stats["pl_assemble_share"] = self.assemble_seconds / max(now - self.window_start, 1e-9)
         self.label_seconds, self.assemble_seconds, self.window_start = 0.0, 0.0, now
         stats.update(self.cache.stats(self.updates))
-        stats["pl_cache_mbytes"], stats["pl_cache_audio_mbytes"] = self._cache_mbytes()
+        stats["pl_cache_mbytes"], stats["pl_cache_input_mbytes"] = self._cache_mbytes()
         if alarm_stats:
             try:
                 stats["pl_collapse_alarm"] = float(self.alarm.update(alarm_stats, self.updates))
@@ -446,10 +466,10 @@ class SlimIPL:
         reporter.register(stats)
 
     def _cache_mbytes(self) -> tuple[float, float]:
-        """MB of pseudo-labels and MB of audio held by the cache."""
+        """MB of pseudo-labels and MB of input (features or audio) held by the cache."""
         entries = self.cache.entries
         return (stored_nbytes([e["labels"] for e in entries]) / 2**20,
-                stored_nbytes([e.get("audio") for e in entries]) / 2**20)
+                stored_nbytes([e.get("input") for e in entries]) / 2**20)
 
     def _write_alarm(self) -> None:
         """``<output_dir>/collapse_alarm.json``: the update and reason of the alarm's first firing (rank 0)."""
@@ -477,9 +497,9 @@ class SlimIPL:
         }
 
     def _cache_state(self) -> dict:
-        """The cache's state without the audio (reloaded at first use after a resume)."""
+        """The cache's state without the batches' input (remade at first use after a resume)."""
         return {**self.cache.state_dict(),
-                "entries": [{k: v for k, v in e.items() if k != "audio"} for e in self.cache.entries]}
+                "entries": [{k: v for k, v in e.items() if k != "input"} for e in self.cache.entries]}
 
     def state_dict(self) -> dict:
         state = {name: get() for name, (get, _) in self._state_fields().items()}
