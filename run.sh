@@ -451,6 +451,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
     --key_file $(for set in $test_sets; do echo "$dec/logdir/keys.$set.JOB.scp"; done) \
     --output_dir "$dec/logdir/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
     || { echo "run.sh: decoding with $model failed (logs: $dec/logdir/)" >&2; exit 1; }
+  log "$exp: decoded; scoring $test_sets"
   for set in $test_sets; do
     mkdir -p "$dec/$set"
     for f in text token token_int; do

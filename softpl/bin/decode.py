@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = "cuda" if args.ngpu > 0 else "cpu"
+    start = time.perf_counter()  # this line's time stamp less the job's start: interpreter and imports
     model, train_args = load_asr_model(args.asr_train_config, args.asr_model_file, device)
+    logging.info("loaded %s on %s in %.1f s", args.asr_model_file, device, time.perf_counter() - start)
     if args.key_file is not None and len(args.key_file) != len(args.data_dir):
         parser.error(f"--key_file: one per --data_dir ({len(args.data_dir)}), got {len(args.key_file)}")
     for i, data_dir in enumerate(args.data_dir):
