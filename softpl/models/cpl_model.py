@@ -125,8 +125,8 @@ class CPLASRModel(ESPnetASRModel):
     def fixed_frontend(self) -> bool:
         """Whether the frontend is a fixed function of mono audio, the same in training and eval mode: none, or
         ESPnet's default STFT + log-mel without an enhancement front-end or trainable parameters, run in fp32
-        (``autocast_frontend`` false, ESPnet's default). Then
-        a pseudo-labeled batch can keep the features its labeling made instead of its audio."""
+        (``autocast_frontend`` false, ESPnet's default). Then a pseudo-labeled batch can keep the features its
+        labeling made instead of its audio."""
         frontend = self.frontend
         if frontend is None:
             return True
@@ -159,8 +159,10 @@ class CPLASRModel(ESPnetASRModel):
             self._given_features = previous
 
     def _extract_feats(self, speech, speech_lengths):
-        if self._given_features:  # a copy: ESPnet's normalization works in place, the cache keeps the input
-            return speech[:, : speech_lengths.max()].clone(), speech_lengths
+        if self._given_features:  # the frontend's output for this very batch, so already cut to its longest
+            # utterance (no slicing by a length read from the device); a copy, as ESPnet's normalization works
+            # in place and the cache keeps the input
+            return speech.clone(), speech_lengths
         return super()._extract_feats(speech, speech_lengths)
 
     @contextlib.contextmanager
