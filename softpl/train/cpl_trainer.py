@@ -174,6 +174,11 @@ def labeling_autocast(label_dtype: str, use_amp: bool, device: str):
     return torch.autocast(device, dtype=getattr(torch, label_dtype))
 
 
+def on_host(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch's tensors on the host, where the cache keeps them (tensors already there are not copied)."""
+    return {key: value.cpu() for key, value in batch.items()}
+
+
 def reference_batches(batches: list, num: int, seed: int) -> list:
     """``num`` distinct batches drawn at random by ``seed`` (all of them when there are fewer): the labeled
     reference at PL start. Not the first ones: ESPnet's samplers sort batches by length, longest first."""
@@ -278,17 +283,18 @@ class SlimIPL:
         the frontend's features): kept with its pseudo-labels, so that training on it reads nothing again;
         remade once after a resume (checkpoints do not hold it) as labeling made it."""
         if "input" not in entry:
-            entry["input"] = self._model_input(model, self._load(self.unlabeled, entry["keys"])[1], device)
+            entry["input"] = on_host(self._model_input(model, self._load(self.unlabeled, entry["keys"])[1], device))
         return entry["input"]
 
     def _model_input(self, model, batch: dict, device: str) -> dict[str, torch.Tensor]:
         """What a cached batch keeps to train on (``--pl_cache_input``): with a fixed frontend and mono audio, its
-        features (the frontend need not run again at each update on it), on the host; else its audio."""
+        features (the frontend need not run again at each update on it), left on ``device`` for the teacher
+        pass; else its audio."""
         if self.opt.pl_cache_input == "audio" or not model.fixed_frontend or batch["speech"].dim() != 2:
             return batch
         feats, lengths = frontend_features(self._labeler(model), batch["speech"].to(device),
                                            batch["speech_lengths"].to(device))
-        return {"speech": feats.cpu(), "speech_lengths": lengths.cpu(), "pl_features": torch.ones(1, dtype=torch.bool)}
+        return {"speech": feats, "speech_lengths": lengths, "pl_features": torch.ones(1, dtype=torch.bool)}
 
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
@@ -323,7 +329,7 @@ class SlimIPL:
         )
         self._record_diagnostics(model, keys, log_probs, lengths, pseudo_transcripts)
         return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "transcripts": pseudo_transcripts,
-                "input": batch}
+                "input": on_host(batch)}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
