@@ -54,6 +54,8 @@ supervised_baseline=true # stage 8: also train the supervised-only continuation 
 pl_seeds=""              # stage 8: training seeds; when set, every run of stage 8 is repeated per seed as
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
 pl_nj=1                  # stages 8, 9: runs trained / decoded at once (each gets nproc/pl_nj CPU threads)
+epoch_images=false       # stages 6, 8: true: ESPnet redraws exp/<run>/images after every epoch (--use_matplotlib;
+                         #   2-6 s an epoch); false: once when the run ends, from its checkpoint (the same images)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
 decode_model=""          # stages 7, 9: the checkpoint decoded, for every row alike; default: ESPnet's average of each
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its
@@ -107,6 +109,7 @@ Options (default):
   --supervised_baseline (${supervised_baseline}) --decode_model (${decode_model})
   --pl_seeds ("${pl_seeds}")  repeat every stage-8 run per seed (<run>_seed<N>); stage 10 adds mean +- std
   --pl_nj (${pl_nj})            stage-8 runs trained, stage-9 runs decoded at once
+  --epoch_images (${epoch_images})  stages 6, 8: ESPnet's exp/<run>/images after every epoch, or once at the end
   --plot_pl_configs ("${plot_pl_configs}")  stage 10: PL variants drawn in the curves (default: all)
   --decode_batch_size (${decode_batch_size}) --espnet_inference (${espnet_inference})
   --inference_nj (${inference_nj:-<nj>}) --gpu_inference (${gpu_inference})  decoding jobs, on GPU or CPU
@@ -137,17 +140,25 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
 # Run an ESPnet training entry point: one process (CPU or one GPU); one process per GPU (--ngpu N, ESPnet's
 # --multiprocessing_distributed); or several nodes through ESPnet's launcher and a cluster command.
+# ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends, unless --epoch_images true
+# (softpl.bin.training_images: ESPnet's own plotting, from the statistics in the run's checkpoint.pth).
 train() {  # train <log file> <python module> <options...>
-  local log_file=$1 module=$2; shift 2
+  local log_file=$1 module=$2 exp images=() rc=0 drawn; shift 2
+  exp=$(dirname "$log_file")
+  [ "$epoch_images" = true ] || images=(--use_matplotlib false)
   if [ "$num_nodes" -gt 1 ]; then
     [ -n "$train_cmd" ] || { echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1; }
     $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --ngpu "$ngpu" --num_nodes "$num_nodes" \
-      --init_file_prefix "$(dirname "$log_file")/.dist_init_" --multiprocessing_distributed true -- \
-      $python -m "$module" "$@"
+      --init_file_prefix "$exp/.dist_init_" --multiprocessing_distributed true -- \
+      $python -m "$module" "${images[@]}" "$@" || rc=$?
   elif [ "$ngpu" -gt 1 ]; then
-    $python -m "$module" "$@" --ngpu "$ngpu" --multiprocessing_distributed true > "$log_file" 2>&1
+    $python -m "$module" "${images[@]}" "$@" --ngpu "$ngpu" --multiprocessing_distributed true > "$log_file" 2>&1 || rc=$?
   else
-    $python -m "$module" "$@" --ngpu "$ngpu" > "$log_file" 2>&1
+    $python -m "$module" "${images[@]}" "$@" --ngpu "$ngpu" > "$log_file" 2>&1 || rc=$?
+  fi
+  [ "$rc" -eq 0 ] || return "$rc"
+  if [ "$epoch_images" != true ] && ! drawn=$($python -m softpl.bin.training_images --exp_dir "$exp" 2>&1); then
+    echo "run.sh: $exp trained, but drawing its curves into $exp/images failed:" >&2; echo "$drawn" >&2
   fi
 }
 run_stage() {  # run_stage <N>: in --stage..--stop_stage and not in a group the skip_* options turn off

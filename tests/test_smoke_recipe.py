@@ -56,6 +56,8 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
             assert scores["sclite_checked"] and (seed / decode / s / "score_wer/result.txt").exists()
     results = (recipe / "exp" / "RESULTS.md").read_text()
     assert "asr_seed" in results and all(s in results for s in SETS)
+    # ESPnet's training curves were drawn once, when training ended, not after every epoch.
+    assert "use_matplotlib: false" in (seed / "config.yaml").read_text() and (seed / "images/loss.png").exists()
 
     # Idempotent: a second call with the same options skips the finished stages, decoding included.
     out = run_recipe(recipe, "--stop_stage", "7", "--espnet_inference", "true", *common)
@@ -77,6 +79,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
             assert (recipe / "exp" / run / decode / "test_other/scores.json").exists()
     for run in runs[1:]:
         assert (recipe / "exp" / run / "cpl_history.jsonl").exists()
+        assert (recipe / "exp" / run / "images/pl_blank_rate.png").exists()  # the curves, drawn at the end
     table = (recipe / "exp" / "RESULTS.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("|") and "decode_greedy" in line]
     assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
