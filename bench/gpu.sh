@@ -3,18 +3,21 @@
 #
 #   1. throughput (audio s per s) of stock ESPnet vs the plugin, labeled and unlabeled steps, bf16, for the
 #      egs/synth_en conformer and a slimIPL-size 36-layer transformer (bench/gpu_throughput.py);
-#   2. meanwhile, on the CPUs: egs/synth_en stages 1-5 (corpus, features statistics), and after part 1, on the
-#      GPU, the tests that only run where a GPU exists (<out>/gpu_tests.log);
+#   2. meanwhile, on the CPUs (niced): egs/synth_en stages 1-5 (corpus, features statistics), and after part 1,
+#      on the GPU, a pseudo-labeling run of the 270 M model at a batch that fills the GPU, for the utilization of
+#      the PL phase where the model, not the trainer's overhead, sets the pace (bench/gpu_pl_run.py), then the
+#      tests that only run where a GPU exists (<out>/gpu_tests.log);
 #   3. wall time of `cd egs/synth_en && ./run.sh --ngpu 1` stages 6-9, with GPU utilization sampled by
 #      nvidia-smi every 0.5 s and each PL run's share of time spent labeling (train.log's pl_label_share);
 #   4. bench/gpu_summary.py: <out>/gpu_results.json and <out>/gpu_results.md (the table for bench/RESULTS.md).
 #
-# Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--gpu_tests false] [--pl_nj N]
-#                     [--local_data_opts STR] [-- RUN.SH OPTIONS]
+# Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--pl_run false]
+#                     [--gpu_tests false] [--pl_nj N] [--local_data_opts STR] [-- RUN.SH OPTIONS]
 #   --out        results folder (default: $OUT when set, else bench/gpu_out)
 #   --dry_run    true: a few CPU steps of part 1 and the summary, no recipe run (what tests/ exercise)
 #   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
 #   --throughput false: skip part 1 (when its numbers are already recorded and the time is better spent on 3)
+#   --pl_run     false: skip the 270 M pseudo-labeling run of part 2
 #   --gpu_tests  false: skip the GPU tests of part 2
 #   --pl_nj      stage-8 runs trained at once on the one GPU (4: all of egs/synth_en's; its models are too
 #                small to fill an H100/H200 one at a time)
@@ -31,6 +34,7 @@ out=${OUT:-$root/bench/gpu_out}
 dry_run=false
 budget=540  # seconds for the whole script: the recipe gets what the throughput part and stages 1-5 leave
 throughput=true
+pl_run=true
 gpu_tests=true
 pl_nj=4
 local_data_opts=""
@@ -42,11 +46,12 @@ while [ $# -gt 0 ]; do
     --dry_run) dry_run=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --throughput) throughput=$2; shift 2 ;;
+    --pl_run) pl_run=$2; shift 2 ;;
     --gpu_tests) gpu_tests=$2; shift 2 ;;
     --pl_nj) pl_nj=$2; shift 2 ;;
     --local_data_opts) local_data_opts=$2; shift 2 ;;
     --) shift; recipe_args=("$@"); break ;;
-    -h|--help) sed -n "2,27p" "$0"; exit 0 ;;
+    -h|--help) sed -n "2,30p" "$0"; exit 0 ;;
     *) echo "bench/gpu.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -103,8 +108,9 @@ trap '[ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true' EXIT
 # ---- 2 (background, CPUs): corpus and statistics --------------------------------------------------
 prep=""
 if [ "$dry_run" != true ]; then
-  log "egs/synth_en stages 1-5 on the CPUs, in the background ($out/prep.log)"
-  (cd "$root/egs/synth_en" && phase prep start && timeout 300 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
+  # Niced: the GPU work in the foreground gets the CPU time it needs to feed the GPU (kernel launches, loading).
+  log "egs/synth_en stages 1-5 on the CPUs, niced, in the background ($out/prep.log)"
+  (cd "$root/egs/synth_en" && phase prep start && timeout 300 nice -n 10 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
     ${local_data_opts:+--local_data_opts "$local_data_opts"} > "$out/prep.log" 2>&1; rc=$?; phase prep end; exit $rc) &
   prep=$!
   # A fresh machine builds matplotlib's font cache at its first import (tens of seconds, once per machine):
@@ -129,6 +135,21 @@ else
   log "throughput: skipped (--throughput $throughput)"
 fi
 phase throughput end
+
+# ---- 2 (foreground, GPU, while the CPUs prepare the corpus): a 270 M pseudo-labeling run ------------
+if [ "$pl_run" = true ]; then
+  if [ "$dry_run" = true ]; then
+    pl_run_args=(--config "$root/bench/conf/conformer_tiny.yaml" --batch 2 --utt_seconds 1 --updates 12
+                 --num_workers 0 --log_interval 2 --diag_interval 2)
+  else
+    pl_run_args=()  # its defaults: bench/conf/transformer_270m.yaml, 64 x 15 s, 100 updates, bf16
+  fi
+  log "pseudo-labeling run ($out/pl_run/train.log)"
+  phase pl_run start
+  timeout 240 "$python" "$root/bench/gpu_pl_run.py" --output_dir "$out/pl_run" "${pl_run_args[@]}" \
+    > "$out/pl_run.log" 2>&1 || log "pseudo-labeling run failed or timed out (see pl_run.log)"
+  phase pl_run end
+fi
 
 # ---- 2 (foreground, GPU, while the CPUs prepare the corpus): the tests that need a GPU -------------
 if [ "$gpu_tests" = true ] && [ "$dry_run" != true ]; then

@@ -1,8 +1,9 @@
 """Summarize a bench/gpu.sh results folder into ``gpu_results.json`` and ``gpu_results.md``.
 
-Reads what gpu.sh left there: ``versions.txt``, ``throughput.json`` (bench/gpu_throughput.py), ``phases.tsv``,
-``gpu_util.csv`` (nvidia-smi samples: timestamp, utilization %, memory MiB), ``recipe.log`` (run.sh stages 6-9)
-and ``train_<exp>.log`` (ESPnet train.log of each experiment). Parts that are missing (a dry run, a timeout)
+Reads what gpu.sh left there: ``versions.txt``, ``throughput.json`` (bench/gpu_throughput.py),
+``pl_run/pl_run.json`` (bench/gpu_pl_run.py), ``phases.tsv``, ``gpu_util.csv`` (nvidia-smi samples: timestamp,
+utilization %, memory MiB), ``recipe.log`` (run.sh stages 6-9) and ``train_<exp>.log`` (ESPnet train.log of each
+experiment). Parts that are missing (a dry run, a timeout)
 are reported as missing, not invented.
 
 Usage: ``python bench/gpu_summary.py --output_dir DIR``.
@@ -62,6 +63,11 @@ def mean_util(samples, start: float, end: float) -> float | None:
     return round(statistics.fmean(values), 1) if values else None
 
 
+def peak_memory_gib(samples, start: float, end: float) -> float | None:
+    values = [memory for stamp, _, memory in samples if start <= stamp <= end]
+    return round(max(values) / 1024, 1) if values else None
+
+
 def recipe_stages(log_text: str, end: float | None) -> dict[str, tuple[float, float]]:
     """``{"stage N": (start, end)}`` from run.sh's log: a stage runs from its first line to the next stage's
     first line (or run.sh's ``done:`` line, else ``end``)."""
@@ -106,6 +112,12 @@ def summarize(out_dir: Path) -> dict:
     results["throughput"] = json.loads(throughput.read_text()) if throughput.exists() else None
     phases = read_phases(out_dir / "phases.tsv")
     samples = read_gpu_util(out_dir / "gpu_util.csv")
+    pl_run = out_dir / "pl_run" / "pl_run.json"
+    results["pl_run"] = json.loads(pl_run.read_text()) if pl_run.exists() else None
+    if results["pl_run"] and samples and "window_start" in results["pl_run"]:
+        window = results["pl_run"]["window_start"], results["pl_run"]["window_end"]
+        results["pl_run"]["gpu_util_mean"] = mean_util(samples, *window)
+        results["pl_run"]["gpu_memory_peak_gib"] = peak_memory_gib(samples, *window)
     results["phases_seconds"] = {name: round(end - start, 1) for name, (start, end) in phases.items()}
     results["gpu_util_mean"] = {name: mean_util(samples, *span) for name, span in phases.items()} if samples else None
     recipe_log = out_dir / "recipe.log"
@@ -151,6 +163,19 @@ def markdown(results: dict) -> str:
         lines.append("")
     else:
         lines += ["Throughput: not measured (no throughput.json).", ""]
+    pl_run = results.get("pl_run")
+    if pl_run and "seconds_per_update" in pl_run:
+        lines += [f"Pseudo-labeling run (bench/gpu_pl_run.py: `{Path(pl_run['config']).name}`, "
+                  f"{pl_run['batch']} x {pl_run['utt_seconds']:g} s, use_amp {pl_run['use_amp']}, C "
+                  f"{pl_run['cache_size']}, p {pl_run['refresh_prob']}), steady window of "
+                  f"{pl_run['updates_in_window']} updates:", "",
+                  "| s per update | audio s/s | labeling share | mean GPU utilization % | peak GPU memory GiB |",
+                  "|---|---|---|---|---|",
+                  f"| {pl_run['seconds_per_update']} | {pl_run['audio_seconds_per_second']} | "
+                  f"{pl_run.get('pl_label_share', '-')} | {pl_run.get('gpu_util_mean', '-')} | "
+                  f"{pl_run.get('gpu_memory_peak_gib', '-')} |", ""]
+    elif pl_run:
+        lines += [f"Pseudo-labeling run: FAILED (return code {pl_run['returncode']}; see pl_run/train.log).", ""]
     recipe = results.get("recipe")
     if recipe:
         state = "finished" if recipe["finished"] else "DID NOT FINISH within the limit"

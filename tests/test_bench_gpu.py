@@ -31,6 +31,12 @@ def test_dry_run_measures_a_few_cpu_steps_and_writes_the_tables(tmp_path):
     table = (out / "gpu_results.md").read_text()
     assert "| train_seed | 2.4 M | 2 x 1 s, fp32 | stock ESPnet supervised step |" in table
     assert "recipe" not in results  # the dry run does not run the recipe
+    # ... but a real pseudo-labeling run (softpl.bin.cpl_train), on CPU, with its steady window read back.
+    pl_run = results["pl_run"]
+    assert pl_run["returncode"] == 0 and pl_run["updates_in_window"] == 12 and pl_run["seconds_per_update"] > 0
+    assert 0 <= pl_run["pl_label_share"] < 1 and "gpu_util_mean" not in pl_run  # no nvidia-smi samples
+    assert not list((out / "pl_run").rglob("*.pth"))  # checkpoints are not results
+    assert "Pseudo-labeling run (bench/gpu_pl_run.py: `conformer_tiny.yaml`, 2 x 1 s" in table
 
 
 def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
@@ -50,7 +56,14 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     (tmp_path / "train_pl_hard.log").write_text(
         epoch.format(n=1, t=0.05, extra=", pl_label_share=0.1, pl_assemble_share=0.01") + "\n"
         + epoch.format(n=2, t=0.055, extra=", pl_label_share=0.2"))
+    (tmp_path / "pl_run").mkdir()
+    (tmp_path / "pl_run/pl_run.json").write_text(json.dumps({
+        "config": "bench/conf/transformer_270m.yaml", "batch": 64, "utt_seconds": 15.0, "use_amp": "true",
+        "cache_size": 16, "refresh_prob": 0.1, "returncode": 0, "window_start": t0 + 30, "window_end": t0 + 50,
+        "updates_in_window": 80, "seconds_per_update": 0.25, "audio_seconds_per_second": 3840.0,
+        "pl_label_share": 0.04}))
     results = gpu_summary.summarize(tmp_path)
+    assert results["pl_run"]["gpu_util_mean"] == 90.0 and results["pl_run"]["gpu_memory_peak_gib"] == 1.0
     stages = results["recipe"]["stages"]
     assert results["recipe"]["finished"] and results["recipe"]["wall_seconds"] == 60.0
     assert stages["stage 6"]["seconds"] == 20.0 and stages["stage 6"]["gpu_util_mean"] == 20.0
@@ -61,4 +74,5 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     assert runs["pl_hard"]["label_share"] == pytest.approx(0.15) and runs["pl_hard"]["assemble_share"] == 0.01
     assert runs["pl_hard"]["vs_supervised_update"] == pytest.approx(1.05)
     assert results["throughput"] is None
-    assert "| stage 8 | 30.0 | 90.0 |" in gpu_summary.markdown(results)
+    table = gpu_summary.markdown(results)
+    assert "| stage 8 | 30.0 | 90.0 |" in table and "| 0.25 | 3840.0 | 0.04 | 90.0 | 1.0 |" in table
