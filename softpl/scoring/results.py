@@ -18,9 +18,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import espnet
-import torch
-
 from softpl.scoring.wer import METRICS, ErrorCounts
 
 SCORES_FILE = "scores.json"
@@ -104,6 +101,8 @@ def espnet_row(dataset: str, counts: ErrorCounts) -> dict[str, object]:
 
 def environment(command: str) -> dict[str, str]:
     """Date, command, machine (CPU model, cores, GPU) and software versions, for the header of a RESULTS.md."""
+    import espnet  # here: the scoring processes that import this module (one per decoded set) need neither,
+    import torch  # and torch's import is most of their start-up
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
