@@ -140,8 +140,8 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 
 # Run an ESPnet training entry point: one process (CPU or one GPU); one process per GPU (--ngpu N, ESPnet's
 # --multiprocessing_distributed); or several nodes through ESPnet's launcher and a cluster command.
-# ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends, unless --epoch_images true
-# (softpl.bin.training_images: ESPnet's own plotting, from the statistics in the run's checkpoint.pth).
+# ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends or stops, unless
+# --epoch_images true (softpl.bin.training_images: ESPnet's own plotting over the run's checkpoint.pth).
 train() {  # train <log file> <python module> <options...>
   local log_file=$1 module=$2 exp images=() rc=0 drawn; shift 2
   exp=$(dirname "$log_file")
@@ -156,10 +156,12 @@ train() {  # train <log file> <python module> <options...>
   else
     $python -m "$module" "${images[@]}" "$@" --ngpu "$ngpu" > "$log_file" 2>&1 || rc=$?
   fi
-  [ "$rc" -eq 0 ] || return "$rc"
-  if [ "$epoch_images" != true ] && ! drawn=$($python -m softpl.bin.training_images --exp_dir "$exp" 2>&1); then
+  # Also after a failed or stopped run (a collapse alarm with --pl_collapse_action stop): its finished epochs.
+  if [ "$epoch_images" != true ] && [ -f "$exp/checkpoint.pth" ] \
+      && ! drawn=$($python -m softpl.bin.training_images --exp_dir "$exp" 2>&1) && [ "$rc" -eq 0 ]; then
     echo "run.sh: $exp trained, but drawing its curves into $exp/images failed:" >&2; echo "$drawn" >&2
   fi
+  return "$rc"
 }
 run_stage() {  # run_stage <N>: in --stage..--stop_stage and not in a group the skip_* options turn off
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1

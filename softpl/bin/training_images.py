@@ -1,11 +1,13 @@
-"""ESPnet's training curves (``<exp>/images/<metric>.png``) drawn once, from a finished run's checkpoint.
+"""ESPnet's training curves (``<exp>/images/<metric>.png``) drawn once, from a run's checkpoint when it ends.
 
 Stock ESPnet redraws every metric's curve after every epoch (``--use_matplotlib true``): one PNG per metric,
-about 0.1 s each, so 2 s an epoch for a supervised run and 5-6 s for a pseudo-labeling run, which reports some
-40 metrics. On a GPU that is a third of an egs/synth_en epoch. run.sh trains with ``--use_matplotlib false``
-(unless ``--epoch_images true``) and calls this when a run ends: ESPnet's own ``Reporter.matplotlib_plot``
-over the statistics that ESPnet saved in ``checkpoint.pth``, so the images are the ones ESPnet would have left
-after the last epoch. TensorBoard (``<exp>/tensorboard``) still follows the run epoch by epoch.
+about 0.1 s each, so 1-2 s an epoch for a supervised run and 4-6 s for a pseudo-labeling run, which reports
+some 40 metrics; where updates are cheap (a small model on a GPU) that is a large share of a run's wall time
+(a third for bench/RESULTS.md's stand-in, a 1-block conformer on CPU). run.sh trains with
+``--use_matplotlib false`` (unless ``--epoch_images true``) and calls this when a run ends, also when it fails
+or a collapse alarm stops it: ESPnet's own ``Reporter.matplotlib_plot`` over the statistics that ESPnet saved
+in ``checkpoint.pth``, so the images are the ones ESPnet would have left after the last finished epoch.
+TensorBoard (``<exp>/tensorboard``) still follows the run epoch by epoch.
 
 Usage: ``python -m softpl.bin.training_images --exp_dir exp/pl_hard [--output_dir exp/pl_hard/images]``.
 """
