@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--diag_interval", type=int, default=20, help="updates between PL diagnostics reports")
     parser.add_argument("--num_workers", type=int, default=4, help="DataLoader workers")
     parser.add_argument("--num_files", type=int, default=8, help="distinct WAV files behind the utterances")
+    parser.add_argument("--time_limit", type=float, default=200, help="seconds before the run is stopped")
     args = parser.parse_args()
 
     out = args.output_dir.resolve()
@@ -165,19 +166,24 @@ def main() -> None:
     print(f"gpu_pl_run: {args.config.name}, {args.batch} x {args.utt_seconds:g} s, {args.updates} updates "
           f"(log: {out / 'train.log'})", flush=True)
     with open(out / "train.log", "w") as log:
-        proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+        try:  # a run cut by the limit still leaves a steady window in its log
+            returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                        timeout=args.time_limit).returncode
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it
+            returncode = None
     for bulky in [*(out / "exp").rglob("*.pth"), *(out / "data/wav").glob("*.wav")]:  # GBs for 270 M: not results
         bulky.unlink()
     window = progress_window((out / "train.log").read_text())
     result = {"config": str(args.config), "ngpu": args.ngpu, "use_amp": args.use_amp, "batch": args.batch,
               "utt_seconds": args.utt_seconds, "updates": args.updates, "cache_size": args.cache_size,
-              "refresh_prob": args.refresh_prob, "returncode": proc.returncode, **(window or {})}
+              "refresh_prob": args.refresh_prob, "returncode": returncode, "timed_out": returncode is None,
+              **(window or {})}
     if window:
         result["audio_seconds_per_second"] = round(args.batch * args.utt_seconds / window["seconds_per_update"], 1)
     (out / "pl_run.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1), flush=True)
-    if proc.returncode != 0 or not window:
-        sys.exit(f"gpu_pl_run: the run failed or logged fewer than 2 progress lines (see {out / 'train.log'})")
+    if returncode not in (0, None) or not window:
+        sys.exit(f"gpu_pl_run: the run failed or logged too few progress lines (see {out / 'train.log'})")
 
 
 if __name__ == "__main__":

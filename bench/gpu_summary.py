@@ -168,7 +168,8 @@ def markdown(results: dict) -> str:
         lines += [f"Pseudo-labeling run (bench/gpu_pl_run.py: `{Path(pl_run['config']).name}`, "
                   f"{pl_run['batch']} x {pl_run['utt_seconds']:g} s, use_amp {pl_run['use_amp']}, C "
                   f"{pl_run['cache_size']}, p {pl_run['refresh_prob']}), steady window of "
-                  f"{pl_run['updates_in_window']} updates:", "",
+                  f"{pl_run['updates_in_window']} updates"
+                  f"{' (the run was cut by its time limit)' if pl_run.get('timed_out') else ''}:", "",
                   "| s per update | audio s/s | labeling share | mean GPU utilization % | peak GPU memory GiB |",
                   "|---|---|---|---|---|",
                   f"| {pl_run['seconds_per_update']} | {pl_run['audio_seconds_per_second']} | "
