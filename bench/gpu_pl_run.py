@@ -90,7 +90,8 @@ def train_config(model_config: Path, args) -> dict:
         "batch_type": "unsorted", "batch_size": args.batch, "num_workers": args.num_workers, "max_epoch": 1,
         "num_iters_per_epoch": math.ceil(args.updates / (1 + args.unlabeled_per_labeled)),
         "log_interval": args.log_interval, "grad_clip": 5.0, "use_tensorboard": False, "use_matplotlib": False,
-        "num_att_plot": 0, "pl_start_updates": 0, "pl_unlabeled_per_labeled": args.unlabeled_per_labeled,
+        "num_att_plot": 0, "best_model_criterion": [["valid", "loss", "min"]], "keep_nbest_models": 1,
+        "pl_start_updates": 0, "pl_unlabeled_per_labeled": args.unlabeled_per_labeled,
         "pl_cache_size": args.cache_size, "pl_refresh_prob": args.refresh_prob,
         "pl_prior_batches": args.prior_batches, "pl_diag_interval": args.diag_interval,
     })
