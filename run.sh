@@ -55,7 +55,7 @@ pl_seeds=""              # stage 8: training seeds; when set, every run of stage
                          #   <run>_seed<N> and stage 10 adds a mean +- std table (empty: one run with --seed)
 pl_nj=1                  # stages 8, 9: runs trained / decoded at once (each gets nproc/pl_nj CPU threads)
 epoch_images=false       # stages 6, 8: true: ESPnet redraws exp/<run>/images after every epoch (--use_matplotlib;
-                         #   2-6 s an epoch); false: once when the run ends, from its checkpoint (the same images)
+                         #   1-6 s an epoch); false: once when the run ends, from its checkpoint (the same images)
 plot_pl_configs=""       # stage 10: --pl_configs entries drawn in the curves (default: all)
 decode_model=""          # stages 7, 9: the checkpoint decoded, for every row alike; default: ESPnet's average of each
                          #   run's keep_nbest_models best epochs by the first validation best_model_criterion of its

@@ -14,7 +14,7 @@
 # Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--pl_run false]
 #                     [--gpu_tests false] [--pl_nj N] [--local_data_opts STR] [-- RUN.SH OPTIONS]
 #   --out        results folder (default: $OUT when set, else bench/gpu_out)
-#   --dry_run    true: a few CPU steps of part 1 and the summary, no recipe run (what tests/ exercise)
+#   --dry_run    true: a few CPU steps of part 1 and of the PL run, and the summary, no recipe (what tests/ run)
 #   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
 #   --throughput false: skip part 1 (when its numbers are already recorded and the time is better spent on 3)
 #   --pl_run     false: skip the 270 M pseudo-labeling run of part 2
