@@ -130,10 +130,12 @@ class CPLASRModel(ESPnetASRModel):
         frontend = self.frontend
         if frontend is None:
             return True
-        enhancement = frontend.frontend if type(frontend) is DefaultFrontend else None
-        return (type(frontend) is DefaultFrontend and not self.autocast_frontend
-                and not (enhancement is not None and (enhancement.use_wpe or enhancement.use_beamformer))
-                and not any(p.requires_grad for p in frontend.parameters()))
+        if type(frontend) is not DefaultFrontend or self.autocast_frontend:
+            return False
+        enhancement = frontend.frontend
+        if enhancement is not None and (enhancement.use_wpe or enhancement.use_beamformer):
+            return False
+        return not any(p.requires_grad for p in frontend.parameters())
 
     # ---- forward -------------------------------------------------------------------------------------
     def forward(self, speech, speech_lengths, text=None, text_lengths=None, **kwargs):
