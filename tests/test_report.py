@@ -165,6 +165,14 @@ def test_report_summary_order_values_and_header(exp_dir, tmp_path, caplog):
     ]
 
 
+@pytest.mark.parametrize("value, plots", [("", None), ("exp/plots", Path("exp/plots"))])
+def test_report_cli_empty_plots_folder_means_no_curves(monkeypatch, value, plots):
+    calls = []
+    monkeypatch.setattr(report, "report", lambda *args: calls.append(args))
+    report.main(["--exp_dir", "exp", "--out", "exp/RESULTS.md", "--plots", value])
+    assert calls[0][6] == plots  # "" used to become Path("."): curves drawn into the working directory
+
+
 def test_report_defaults_sorted_models_and_discovered_sets(exp_dir, tmp_path):
     out = tmp_path / "RESULTS.md"
     report.report(exp_dir, out, "t", "cmd")

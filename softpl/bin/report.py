@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sets", nargs="+", help="evaluation sets, in column order (default: all, as discovered)")
     parser.add_argument("--models", nargs="+", help="model folders to list, in row order (default: all, sorted)")
     parser.add_argument("--command", help="the command that produced the results (default: this command line)")
-    parser.add_argument("--plots", type=Path, help="folder for PNG curves of the pseudo-labeling runs (linked)")
+    parser.add_argument("--plots", type=lambda folder: Path(folder) if folder else None,
+                        help="folder for PNG curves of the pseudo-labeling runs (linked); absent or '': no curves")
     parser.add_argument("--plot_variants", nargs="+",
                         help="pseudo-labeling variants drawn in the curves, e.g. pl_hard pl_soft (default: all)")
     parser.add_argument("--branch_from", help="the seed model the continuation runs branched from: its last epoch "
