@@ -1,9 +1,12 @@
 """Sentence extraction from fortune files for the synthetic corpus (softpl.corpora.fortunes)."""
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from softpl.corpora.fortunes import DUPLICATE, TOO_LONG, TOO_SHORT, list_fortune_files, read_fortune_sentences
+from softpl.corpora.fortunes import (DUPLICATE, RARE_WORD, TOO_LONG, TOO_SHORT, FortuneSentences, closed_vocabulary,
+                                     list_fortune_files, read_fortune_sentences)
 from softpl.data.text import DIGIT, UNSPEAKABLE
 
 
@@ -93,3 +96,16 @@ def test_read_fortune_sentences_names_file_and_line_of_bad_bytes(tmp_path):
     bad.write_bytes("A fine first line.\nA caf\u00e9 on the second line.\n".encode("latin-1"))
     with pytest.raises(ValueError, match=rf"{bad}:2: not valid UTF-8"):
         read_fortune_sentences([bad])
+
+
+def test_closed_vocabulary_keeps_sentences_of_the_most_frequent_words():
+    found = FortuneSentences(sentences=["THE CAT SAT", "THE DOG SAT", "THE CAT RAN", "A ZEBRA SAT"], files=1,
+                             fortunes=4, read=5, dropped=Counter({DUPLICATE: 1}))
+    # counts: THE 3, SAT 3, CAT 2, then DOG, RAN, A, ZEBRA once each (DOG first seen)
+    assert closed_vocabulary(found, 3).sentences == ["THE CAT SAT"]
+    four = closed_vocabulary(found, 4)
+    assert four.sentences == ["THE CAT SAT", "THE DOG SAT"]
+    assert four.dropped == Counter({DUPLICATE: 1, RARE_WORD: 2}) and (four.read, four.fortunes) == (5, 4)
+    assert closed_vocabulary(found, 100).sentences == found.sentences
+    with pytest.raises(ValueError, match="at least 1"):
+        closed_vocabulary(found, 0)

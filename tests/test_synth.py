@@ -13,7 +13,8 @@ import soundfile
 from conftest import REPO, run_env
 from softpl.bin.make_synth_corpus import main as make_synth_corpus
 from softpl.corpora import synth
-from softpl.corpora.synth import CorpusError, add_noise, check_engines, coloured_noise, draw_plan, split_sentences
+from softpl.corpora.synth import (CorpusError, Domains, add_noise, check_engines, coloured_noise, draw_plan,
+                                  split_sentences)
 
 needs_tts = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("flite") is None,
                                reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")
@@ -38,6 +39,44 @@ def test_draw_plan_engines_per_set():
     assert 0.05 < engines("train_labeled").count("flite") / 300 < 0.15  # FLITE_SHARE is 0.1
     assert 0.4 < engines("train_unlabeled").count("flite") / 300 < 0.6  # FLITE_SHARE is 0.5
     assert 0.4 < engines("dev").count("flite") / 300 < 0.6  # FLITE_SHARE is 0.5
+
+
+def test_draw_plan_default_domains_draw_the_earlier_corpus():
+    """Without held-out accents the draws are those of the commits before the domain options (E1-E14's corpus)."""
+    for set_name in ("train_labeled", "dev", "test_other"):
+        for i in range(50):
+            rng = np.random.default_rng([4, synth.SETS.index(set_name), i])
+            flite = rng.random() < synth.OTHER_SHARE[set_name]
+            voice = str(rng.choice(synth.FLITE_VOICES)) if flite else str(rng.choice(synth.ESPEAK_VOICES))
+            variant = "" if flite else str(rng.choice(synth.ESPEAK_VARIANTS))
+            rate = int(rng.integers(130, 201))
+            plan = draw_plan(4, set_name, i)
+            assert (plan.voice, plan.variant, plan.rate_wpm) == (voice, variant, rate)
+
+
+def test_draw_plan_held_out_voices_speak_only_the_other_domain():
+    held_out = ("en-gb-scotland", "en-029")
+    domains = Domains(held_out_voices=held_out, other_flite_share=0.25).with_shares({"train_labeled": 0.0})
+    labeled = [draw_plan(2, "train_labeled", i, domains=domains) for i in range(300)]
+    assert {p.engine for p in labeled} == {"espeak-ng"} and not {p.voice for p in labeled} & set(held_out)
+    assert {domains.domain_of(p) for p in labeled} == {"clean"}
+    other = [draw_plan(2, "test_other", i, domains=domains) for i in range(400)]
+    assert {domains.domain_of(p) for p in other} == {"other"}
+    assert {p.voice for p in other if p.engine == "espeak-ng"} == set(held_out)
+    assert 0.18 < sum(p.engine == "flite" for p in other) / 400 < 0.32
+    dev = [domains.domain_of(draw_plan(2, "dev", i, domains=domains)) for i in range(400)]
+    assert 0.4 < dev.count("other") / 400 < 0.6
+
+
+def test_domains_refuse_what_cannot_be_drawn():
+    with pytest.raises(ValueError, match="not espeak-ng voices"):
+        Domains(held_out_voices=("en-xx",))
+    with pytest.raises(ValueError, match="leave no espeak-ng accent"):
+        Domains(held_out_voices=synth.ESPEAK_VOICES)
+    with pytest.raises(ValueError, match="flite alone"):
+        Domains(other_flite_share=0.5)
+    with pytest.raises(ValueError, match=r"share in \[0, 1\]"):
+        Domains().with_shares({"dev": 1.5})
 
 
 def test_draw_plan_ranges_and_speaker_ids():

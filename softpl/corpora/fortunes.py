@@ -27,6 +27,7 @@ _OVERSTRIKE = re.compile(r".\x08")
 TOO_SHORT = "too few words"
 TOO_LONG = "too many words"
 DUPLICATE = "duplicate"
+RARE_WORD = "a word outside the vocabulary"
 
 
 def list_fortune_files(root: str | Path) -> list[Path]:
@@ -141,3 +142,17 @@ def read_fortune_sentences(paths: Iterable[str | Path], min_words: int = 4,
                 else:
                     result.dropped[reason] += 1
     return result
+
+
+def closed_vocabulary(found: FortuneSentences, vocab_size: int) -> FortuneSentences:
+    """Only the sentences made entirely of the ``vocab_size`` most frequent words of ``found`` (ties broken by first
+    occurrence), the rest counted as dropped (``RARE_WORD``): a closed-vocabulary corpus, in which word errors are
+    errors of hearing more than of spelling words the labeled text never showed."""
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+    counts = Counter(word for sentence in found.sentences for word in sentence.split())
+    vocabulary = {word for word, _ in counts.most_common(vocab_size)}
+    kept = [s for s in found.sentences if all(word in vocabulary for word in s.split())]
+    dropped = found.dropped + Counter({RARE_WORD: len(found.sentences) - len(kept)})
+    return FortuneSentences(sentences=kept, files=found.files, fortunes=found.fortunes, read=found.read,
+                            dropped=dropped)

@@ -1,13 +1,16 @@
 """Render the synthetic English corpus of `egs/synth_en`: sentences -> TTS audio with noise -> Kaldi data dirs.
 
-espeak-ng (several English accents and voice variants) speaks every set; flite, a second engine with a clearly
-different sound, speaks a tenth of `train_labeled`, half of `train_unlabeled` and all of `test_other`, so that the
-unlabeled data covers a domain the labeled data barely does (the case pseudo-labeling is for). Every random
-choice of an utterance (voice, speaking rate, pitch, noise) comes
-from an RNG seeded by (seed, set, index), so the corpus depends on `seed` only, never on the number of workers.
+Each set mixes two domains (:class:`Domains`). The clean domain is espeak-ng (several English accents and voice
+variants); the other domain, a share of each set, is by default flite, a second engine with a clearly different
+sound (a tenth of `train_labeled`, half of `dev` and `train_unlabeled`, all of `test_other`), so that the unlabeled
+data covers a domain the labeled data barely does (the case pseudo-labeling is for). The other domain can instead
+be, wholly or in part, espeak-ng accents held out of the clean domain: a shift the seed can still hear. Every
+random choice of an utterance (domain, voice, speaking rate, pitch, noise) comes from an RNG seeded by (seed, set,
+index), so the corpus depends on `seed` only, never on the number of workers.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -31,9 +34,10 @@ SAMPLE_RATE = 16000
 # Evaluation sets come first when sentences are handed out, so that resizing the training sets keeps them fixed.
 SETS = ("dev", "test_clean", "test_other", "train_labeled", "train_unlabeled")
 UNLABELED_SETS = frozenset({"train_unlabeled"})
-# Share of each set spoken by flite; the rest is espeak-ng. dev holds both domains (as ESPnet's LibriSpeech
-# recipe validates on dev-clean + dev-other), so that choices made on dev see the flite domain too.
-FLITE_SHARE = {"train_labeled": 0.1, "train_unlabeled": 0.5, "dev": 0.5, "test_other": 1.0}
+# Share of each set in the other domain (by default flite); the rest is the clean domain (espeak-ng). dev holds
+# both domains (as ESPnet's LibriSpeech recipe validates on dev-clean + dev-other), so that choices made on dev see
+# the other domain too.
+OTHER_SHARE = {"train_labeled": 0.1, "train_unlabeled": 0.5, "dev": 0.5, "test_clean": 0.0, "test_other": 1.0}
 
 ESPEAK_VOICES = ("en-us", "en-us-nyc", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
                  "en-gb-x-gbcwmd", "en-029")
@@ -94,13 +98,71 @@ class Utterance:
     wav_path: Path
 
 
-def draw_plan(seed: int, set_name: str, index: int, snr_db: tuple[float, float] = (15.0, 35.0)) -> RenderPlan:
-    """Draw engine, voice, rate, pitch and noise of utterance `index` of `set_name` from an RNG seeded by all three."""
+@dataclass(frozen=True)
+class Domains:
+    """Who speaks the clean and the other domain of each set.
+
+    Args:
+        other_share: per set, the probability that an utterance is in the other domain (:data:`OTHER_SHARE`).
+        held_out_voices: espeak-ng accents (of :data:`ESPEAK_VOICES`) that speak only in the other domain; the
+            clean domain has the remaining accents. Empty (the default): the other domain is flite alone.
+        other_flite_share: with held-out accents, the share of the other domain spoken by flite (the rest by the
+            held-out accents). Must be 1 without held-out accents.
+
+    The defaults draw exactly the corpus of the commits before this option existed (no extra random draw).
+    """
+
+    other_share: tuple[tuple[str, float], ...] = tuple(OTHER_SHARE.items())
+    held_out_voices: tuple[str, ...] = ()
+    other_flite_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        shares = dict(self.other_share)
+        bad = {name: share for name, share in shares.items() if name not in SETS or not 0.0 <= share <= 1.0}
+        if bad:
+            raise ValueError(f"other-domain shares need a set of {list(SETS)} and a share in [0, 1], got {bad}")
+        unknown = sorted(set(self.held_out_voices) - set(ESPEAK_VOICES))
+        if unknown:
+            raise ValueError(f"held-out voices {unknown} are not espeak-ng voices of the corpus {list(ESPEAK_VOICES)}")
+        if len(set(self.held_out_voices)) >= len(ESPEAK_VOICES):
+            raise ValueError("held-out voices leave no espeak-ng accent for the clean domain")
+        if not 0.0 <= self.other_flite_share <= 1.0:
+            raise ValueError(f"the other domain's flite share must be in [0, 1], got {self.other_flite_share}")
+        if not self.held_out_voices and self.other_flite_share != 1.0:
+            raise ValueError("without held-out espeak-ng voices the other domain is flite alone: its flite share "
+                             f"must be 1, got {self.other_flite_share}")
+
+    @property
+    def clean_voices(self) -> tuple[str, ...]:
+        return tuple(v for v in ESPEAK_VOICES if v not in self.held_out_voices)
+
+    def share(self, set_name: str) -> float:
+        return dict(self.other_share).get(set_name, 0.0)
+
+    def with_shares(self, shares: dict[str, float]) -> Domains:
+        """These domains with the other-domain share of some sets replaced."""
+        return dataclasses.replace(self, other_share=tuple({**dict(self.other_share), **shares}.items()))
+
+    def domain_of(self, plan: RenderPlan) -> str:
+        """``clean`` or ``other``: the domain an utterance's voice belongs to."""
+        return "other" if plan.engine == "flite" or plan.voice in self.held_out_voices else "clean"
+
+
+DEFAULT_DOMAINS = Domains()
+
+
+def draw_plan(seed: int, set_name: str, index: int, snr_db: tuple[float, float] = (15.0, 35.0),
+              domains: Domains = DEFAULT_DOMAINS) -> RenderPlan:
+    """Draw domain, engine, voice, rate, pitch and noise of utterance `index` of `set_name` from an RNG seeded by
+    all three."""
     rng = np.random.default_rng([seed, SETS.index(set_name), index])
-    if rng.random() < FLITE_SHARE.get(set_name, 0.0):
+    other = rng.random() < domains.share(set_name)
+    # Without held-out accents the other domain is flite with no further draw (the corpus of earlier commits).
+    if other and (not domains.held_out_voices or rng.random() < domains.other_flite_share):
         engine, voice, variant = "flite", str(rng.choice(FLITE_VOICES)), ""
     else:
-        engine, voice, variant = "espeak-ng", str(rng.choice(ESPEAK_VOICES)), str(rng.choice(ESPEAK_VARIANTS))
+        voices = domains.held_out_voices if other else domains.clean_voices
+        engine, voice, variant = "espeak-ng", str(rng.choice(voices)), str(rng.choice(ESPEAK_VARIANTS))
     return RenderPlan(
         engine=engine, voice=voice, variant=variant,
         rate_wpm=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
@@ -205,11 +267,11 @@ def render_utterance(utt: Utterance) -> tuple[str, int]:
 
 
 def plan_set(set_name: str, sentences: Sequence[str], audio_dir: Path, seed: int,
-             snr_db: tuple[float, float]) -> list[Utterance]:
+             snr_db: tuple[float, float], domains: Domains = DEFAULT_DOMAINS) -> list[Utterance]:
     """The utterances of one set; ids `<speaker>-<set>-<index:06d>` start with the speaker, as Kaldi wants."""
     utterances = []
     for index, text in enumerate(sentences):
-        plan = draw_plan(seed, set_name, index, snr_db)
+        plan = draw_plan(seed, set_name, index, snr_db, domains)
         utt_id = f"{plan.speaker_id}-{set_name}-{index:06d}"
         utterances.append(Utterance(utt_id, text, plan, audio_dir / set_name / f"{utt_id}.wav"))
     return utterances
@@ -254,10 +316,12 @@ class SetSummary:
     utterances: int
     hours: float
     speakers: int
+    other: int  # utterances in the other domain
 
 
 def make_corpus(sentences_by_set: dict[str, list[str]], data_dir: str | Path, audio_dir: str | Path, seed: int,
-                nj: int = 1, snr_db: tuple[float, float] = (15.0, 35.0)) -> list[SetSummary]:
+                nj: int = 1, snr_db: tuple[float, float] = (15.0, 35.0),
+                domains: Domains = DEFAULT_DOMAINS) -> list[SetSummary]:
     """Render every set with `nj` worker processes, then write its data dir under `data_dir`.
 
     Audio goes to `<audio_dir>/<set>/<utt_id>.wav`. Data dirs are written only after all audio is done.
@@ -265,7 +329,8 @@ def make_corpus(sentences_by_set: dict[str, list[str]], data_dir: str | Path, au
     data_dir, audio_dir = Path(data_dir), Path(audio_dir)
     if nj < 1:
         raise ValueError(f"nj must be at least 1, got {nj}")
-    plans = {name: plan_set(name, sentences, audio_dir, seed, snr_db) for name, sentences in sentences_by_set.items()}
+    plans = {name: plan_set(name, sentences, audio_dir, seed, snr_db, domains)
+             for name, sentences in sentences_by_set.items()}
     every_utt = [utt for utts in plans.values() for utt in utts]
     check_engines({utt.plan.engine for utt in every_utt})
     for name in plans:
@@ -280,5 +345,6 @@ def make_corpus(sentences_by_set: dict[str, list[str]], data_dir: str | Path, au
     for name, utts in plans.items():
         write_data_dir(data_dir / name, utts, num_samples, labeled=name not in UNLABELED_SETS)
         seconds = sum(num_samples[u.utt_id] for u in utts) / SAMPLE_RATE
-        summaries.append(SetSummary(name, len(utts), seconds / 3600, len({u.plan.speaker_id for u in utts})))
+        summaries.append(SetSummary(name, len(utts), seconds / 3600, len({u.plan.speaker_id for u in utts}),
+                                    sum(domains.domain_of(u.plan) == "other" for u in utts)))
     return summaries
