@@ -54,8 +54,8 @@ def measure(model, batches, beam_size: int | None, ctc_weight: float, refs: dict
         start = time.perf_counter()
         search = None if beam_size is None else joint_beam_search(model, beam_size, ctc_weight)
         log_probs, enc_lens, transcripts = teacher_log_probs(model, speech, lengths, beam_search=search)
-        _, hyps = label_batch(log_probs, enc_lens, keep_soft=False, topk=None, blank_id=model.blank_id,
-                              transcripts=transcripts)
+        hyps = [label.tokens for label in label_batch(log_probs, enc_lens, keep_soft=False, topk=None,
+                                                      blank_id=model.blank_id, transcripts=transcripts)]
         if i > 0:  # the first batch warms up
             times.append(time.perf_counter() - start)
         for key, ids in zip(keys, hyps):

@@ -31,7 +31,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from step_time import build, timed, train_step  # noqa: E402  (one model builder and timer for every benchmark)
 
-from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs  # noqa: E402
+from softpl.pl.labeler import TargetNeeds, label_batch, pseudo_label_batch, teacher_log_probs  # noqa: E402
 
 CHARS = ["<blank>", "<unk>", *"ETAOINSHRDLCUMWFGYPBVKJXQZ'", "▁", "<sos/eos>"]  # egs/synth_en's 31 tokens
 
@@ -82,15 +82,13 @@ def measure(config_path: Path, token_list: Path, args, out: dict) -> None:
 
         def make_labels(b, keep_soft):
             log_probs, lengths, _ = teacher_log_probs(plugin, b["speech"], b["speech_lengths"])
-            return label_batch(log_probs, lengths, keep_soft=keep_soft, topk=8, blank_id=0)[0]
+            return label_batch(log_probs, lengths, keep_soft=keep_soft, topk=8, blank_id=0)
 
         label_hard_s = timed(lambda b: make_labels(b, False), batches, device)
         label_soft_s = timed(lambda b: make_labels(b, True), batches, device)
         targets = {
-            "hard": [pseudo_label_batch(make_labels(b, False), transcripts=True, soft=False, frame_ids=False)
-                     for b in batches],
-            "soft": [pseudo_label_batch(make_labels(b, True), transcripts=False, soft=True, frame_ids=False)
-                     for b in batches],
+            "hard": [pseudo_label_batch(make_labels(b, False), TargetNeeds(transcript=True)) for b in batches],
+            "soft": [pseudo_label_batch(make_labels(b, True), TargetNeeds(soft=True)) for b in batches],
         }
     plugin = opt = None
     unlabeled_s = {}

@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from softpl.pl.labeler import label_batch, pseudo_label_batch, teacher_log_probs
+from softpl.pl.labeler import TargetNeeds, label_batch, pseudo_label_batch, teacher_log_probs
 from softpl.pl.targets import compress_posteriors
 from softpl.tasks.cpl_asr import CPLASRTask
 
@@ -122,15 +122,12 @@ def main() -> None:
 
     def make_labels(batch, keep_soft, topk=8):
         log_probs, lengths, _ = teacher_log_probs(plugin, *batch)
-        labels, _ = label_batch(log_probs, lengths, keep_soft=keep_soft, topk=topk, blank_id=0)
-        return labels
+        return label_batch(log_probs, lengths, keep_soft=keep_soft, topk=topk, blank_id=0)
 
     results["making pseudo-labels (hard), one batch"] = timed(lambda b: make_labels(b, False), batches, device)
     results["making pseudo-labels (soft top-8), one batch"] = timed(lambda b: make_labels(b, True), batches, device)
-    hard = [pseudo_label_batch(make_labels(b, False), transcripts=True, soft=False, frame_ids=False)
-            for b in batches]
-    soft = [pseudo_label_batch(make_labels(b, True), transcripts=False, soft=True, frame_ids=False)
-            for b in batches]
+    hard = [pseudo_label_batch(make_labels(b, False), TargetNeeds(transcript=True)) for b in batches]
+    soft = [pseudo_label_batch(make_labels(b, True), TargetNeeds(soft=True)) for b in batches]
 
     def unlabeled_step(model, targets):
         def step(i):

@@ -6,6 +6,7 @@ import torch
 
 from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
+from softpl.pl.labeler import TargetNeeds
 from softpl.pl.targets import expand_soft_targets, temper
 from softpl.tasks.cpl_asr import CPLASRTask
 from espnet2.asr.espnet_model import ESPnetASRModel
@@ -60,8 +61,9 @@ def student(model, speech, lengths):
     return enc, enc_lens, model.ctc.log_softmax(enc)
 
 
-def test_hard_target_is_ctc_on_the_pseudo_transcript(tmp_path):
-    model = build_model(tmp_path, pl_target="hard")
+@pytest.mark.parametrize("target", ["hard", "oracle"])  # the oracle's pl_text holds the truth: the same loss
+def test_hard_target_is_ctc_on_the_pseudo_transcript(tmp_path, target):
+    model = build_model(tmp_path, pl_target=target)
     speech, lengths, pl = batch(model)
     loss, stats, weight = model(speech, lengths, **pl)
     loss = loss.squeeze()  # force_gatherable makes it (1,)
@@ -141,11 +143,17 @@ def test_entropy_and_prior_terms_are_reduced_like_the_soft_loss(tmp_path):
 
 
 def test_what_the_labeler_must_keep(tmp_path):
-    assert not build_model(tmp_path, pl_target="hard").needs_soft_targets
-    assert build_model(tmp_path, pl_target="hard").needs_transcripts
-    assert build_model(tmp_path, pl_target="frame_hard", blank_handling="drop").needs_soft_targets
-    assert build_model(tmp_path, pl_target="soft", mix_ctc_weight=1.0).needs_transcripts
-    assert not build_model(tmp_path, pl_target="soft").needs_transcripts
+    def needs(**conf):
+        return build_model(tmp_path, **conf).target_needs
+
+    assert needs(pl_target="hard") == TargetNeeds(transcript=True)
+    assert needs(pl_target="oracle") == TargetNeeds(transcript=True, reference=True)
+    assert needs(pl_target="sampled") == TargetNeeds(transcript=True, sampled_path=True)
+    assert needs(pl_target="frame_hard", blank_handling="drop") == TargetNeeds(soft=True, frame_ids=True)
+    assert needs(pl_target="soft", mix_ctc_weight=1.0, prior_weight=0.5) == TargetNeeds(transcript=True, soft=True,
+                                                                                        prior=True)
+    assert needs(pl_target="soft") == TargetNeeds(soft=True)
+    assert needs(pl_target="frame_hard", confidence_threshold=0.5) == TargetNeeds(soft=True, frame_ids=True)
 
 
 def test_seeded_specaug_repeats_its_masks_and_leaves_the_global_rng_alone(tmp_path):
@@ -218,7 +226,7 @@ def test_hybrid_hard_target_is_espnets_hybrid_loss_on_the_pseudo_transcript(tmp_
 
 def test_hybrid_soft_target_weighs_the_ctc_branch_loss_and_the_attention_loss(tmp_path):
     model = build_model(tmp_path, decoder=True, ctc_weight=0.3, pl_target="soft", soft_reduction="frame")
-    assert model.needs_transcripts  # the attention branch reads the greedy transcript
+    assert model.target_needs == TargetNeeds(transcript=True, soft=True)  # the attention branch reads the transcript
     speech, lengths, pl = batch(model)
     loss, stats, _ = model(speech, lengths, **pl)
     enc, enc_lens, log_probs = student(model, speech, lengths)
@@ -228,6 +236,7 @@ def test_hybrid_soft_target_weighs_the_ctc_branch_loss_and_the_attention_loss(tm
     # A sampled transcript for CTC, the greedy one for the attention branch.
     sampled = {**pl, "pl_att_text": torch.tensor([[5, 5, -1], [3, 4, 5]]), "pl_att_text_lengths": torch.tensor([2, 3])}
     model.pl_target = "sampled"
+    assert model.target_needs == TargetNeeds(transcript=True, sampled_path=True, attention_text=True)
     loss, _, _ = model(speech, lengths, **sampled)
     loss_att = model._calc_att_loss(enc, enc_lens, sampled["pl_att_text"], sampled["pl_att_text_lengths"])[0]
     expected = 0.3 * model.ctc(enc, enc_lens, pl["pl_text"], pl["pl_text_lengths"]) + 0.7 * loss_att

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from cpl_data import cpl_train_args, make_corpus
+from softpl.pl.labeler import TargetNeeds
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
 from softpl.train.cpl_trainer import dynamic_refresh_prob, reference_batches
 
@@ -86,7 +87,8 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
     ("sampled", ["--pl_teacher", "ema", "--pl_consistent_aug", "true", "--specaug", "specaug",
                  "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "time_mask_width_range=[0,2]"]),
     ("sampled", [*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2"]),
-], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled_beam"])
+    ("oracle", []),
+], ids=["hard", "soft", "frame_hard", "sampled", "hybrid_sampled_beam", "oracle"])
 def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, variant):
     root, sets = corpus
     target, extra = variant
@@ -96,7 +98,7 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     summary = re.search(r"1epoch results: \[train\] (.*)", log).group(1)
     for key in ("pl_blank_rate", "pl_frame_entropy", "pl_mi_proxy", "pl_length_ratio", "pl_wer_vs_ref",
                 "pl_cache_mean_age", "pl_student_blank_rate", "pl_label_share", "pl_assemble_share",
-                "pl_cache_input_mbytes"):
+                "pl_cache_input_mbytes", "pl_coverage", "pl_coverage_audio"):
         assert f"{key}=" in summary, f"{key} missing from the epoch summary"
     assert 0 < float(re.search(r"pl_label_share=([0-9.e+-]+)", summary).group(1)) < 1
     assert 0 < float(re.search(r"pl_assemble_share=([0-9.e+-]+)", summary).group(1)) < 1
@@ -106,8 +108,22 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
         assert "pl_churn=" in summary and 0.5 <= p <= 0.9
     history = [json.loads(line) for line in (out_dir / "cpl_history.jsonl").read_text().splitlines()]
+    coverage = history[0].pop("pl_coverage"), history[0].pop("pl_coverage_audio")
     assert history == [{"epoch": 1, "updates": 12, "pl_started": True}]  # 4 labeled batches x (1 + 2)
+    covered = re.search(r"pseudo-labeling coverage after epoch 1: (\d+) of 12 unlabeled utterances", log)
+    # the 2 cached batches of 2 utterances at least, and the share of audio as the share of utterances
+    assert 4 <= int(covered.group(1)) <= 12 and coverage[0] == pytest.approx(int(covered.group(1)) / 12)
+    assert 0 < coverage[1] <= 1 and (coverage[1] == 1) == (coverage[0] == 1)
     assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()
+    if target == "oracle":  # the cache holds the truth of each cached utterance, tokenized as the labeled text
+        # is (the fixture's char tokenizer writes a space as "<space>", which its token list lacks: <unk>)
+        from cpl_data import TOKENS
+
+        truth = dict(line.split(" ", 1) for line in (sets["unlabeled"] / "text.ref").read_text().splitlines())
+        state = torch.load(out_dir / "cpl_state" / "epoch1.rank0.pth", weights_only=True)
+        for entry in state["cache"]["entries"]:
+            for key, label in zip(entry["keys"], entry["labels"]):
+                assert "".join(TOKENS[i] for i in label.tokens).replace("<unk>", " ") == truth[key]
 
 
 @pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2")],
@@ -185,17 +201,6 @@ def test_alarm_inputs_are_means_over_every_ranks_labelings():
     assert alarm_inputs({"pl_churn": [0.1]}, lambda totals: None) == {}  # nothing labeled: nothing to judge
 
 
-def test_states_of_earlier_versions_are_upgraded_to_todays_layout():
-    from softpl.train.cpl_trainer import upgrade_state
-
-    old = {"stream_pass": 2, "stream_pos": 5, "cache": {"entries": [{"keys": ["u1"], "greedy": [[3, 4]]}]}}
-    new = upgrade_state(old)
-    assert new["stream"] == (2, 5) and "stream_pass" not in new and "stream_pos" not in new
-    assert new["cache"]["entries"] == [{"keys": ["u1"], "transcripts": [[3, 4]]}]
-    assert new["next_churn_update"] == 0  # churn was measured once per report: the next measurement is due
-    assert upgrade_state(new) == new  # today's layout passes unchanged
-
-
 @pytest.mark.parametrize("refresh", ["fixed", "dynamic"])
 def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_dynamic_refresh(monkeypatch, refresh):
     """Churn costs one more teacher pass: under fixed refresh (a diagnostic) at the first refresh, then at the first
@@ -206,7 +211,8 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
     slimipl = object.__new__(cpl_trainer.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
     slimipl.opt = argparse.Namespace(pl_refresh=refresh, pl_churn_interval=100, pl_diag_interval=10**9)
     slimipl.cache = PLCache(capacity=5, refresh_prob=0.2, seed=0)
-    slimipl.diag, slimipl.refresh_prob, slimipl.token_prior, slimipl.keep_soft = defaultdict(list), 0.2, None, False
+    slimipl.diag, slimipl.refresh_prob, slimipl.token_prior = defaultdict(list), 0.2, None
+    slimipl.needs = TargetNeeds(transcript=True)
     slimipl.updates = slimipl.unlabeled_updates = slimipl.next_churn_update = 0
     slimipl.label_seconds = slimipl.assemble_seconds = 0.0
     churned_at, labeled = [], []
@@ -214,8 +220,8 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
         {"keys": [], "labels": [], "aug_seed": None}
     slimipl._churn = lambda model, entry, device: churned_at.append(slimipl.unlabeled_updates) or 0.0
     slimipl._entry_input = lambda model, entry, device: {}
-    monkeypatch.setattr(cpl_trainer, "pseudo_label_batch", lambda labels, **kwargs: {})
-    model = argparse.Namespace(needs_transcripts=True, pl_target="hard", hybrid=False)
+    monkeypatch.setattr(cpl_trainer, "pseudo_label_batch", lambda labels, needs, **kwargs: {})
+    model = argparse.Namespace(pl_target="hard", hybrid=False)
     for _ in range(1000):
         slimipl._unlabeled_step(model, reporter=None, device="cpu")
     refreshes = len(labeled) - 5  # after the 5 batches that filled the cache
@@ -268,3 +274,19 @@ def test_auto_labeling_precision_is_half_on_gpu_with_use_amp(tmp_path):
         with labeling_autocast("auto", use_amp, "cuda"):
             teacher_log_probs(model, speech, lengths)
     assert dtypes[0] == torch.float32 and dtypes[1] in (torch.bfloat16, torch.float16)
+
+
+def test_oracle_transcripts_are_the_truth_tokenized_as_the_labeled_text(tmp_path):
+    """pl_target oracle: the cached transcripts are text.ref through the task's own preprocessor (char tokens);
+    an unlabeled utterance without truth is an error naming it."""
+    from espnet2.train.preprocessor import CommonPreprocessor
+    from cpl_data import TOKENS
+    from softpl.train.cpl_trainer import reference_tokenizer
+
+    preprocess = CommonPreprocessor(train=True, token_type="char", token_list=TOKENS, space_symbol="▁")
+    unlabeled = argparse.Namespace(dataset=argparse.Namespace(preprocess=preprocess))
+    tokens = reference_tokenizer(unlabeled, {"u1": "BAD CAB", "u2": "ACE"}, ["u1", "u2"])
+    assert tokens("u1") == [4, 3, 6, 2, 5, 3, 4]  # B A D ▁ C A B
+    assert tokens("u2") == [3, 5, 7]
+    with pytest.raises(ValueError, match=r"1 of its 3 utterances have none \(first: u3\)"):
+        reference_tokenizer(unlabeled, {"u1": "BAD", "u2": "ACE"}, ["u1", "u2", "u3"])

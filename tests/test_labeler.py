@@ -76,14 +76,14 @@ def test_beam_transcripts_are_espnets_joint_search_of_each_utterance_alone(tmp_p
     assert teacher_log_probs(model, speech, lengths)[2] is None  # no search asked: greedy transcripts downstream
 
 
-def test_given_transcripts_replace_the_greedy_ones_and_a_sampled_path_keeps_them_as_the_transcripts():
+def test_given_transcripts_replace_the_greedy_ones_and_a_sampled_path_is_kept_beside_them():
     log_probs = torch.log_softmax(torch.tensor([[[0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [0.0, 0.0, 5.0]]]), dim=-1)
     lengths = torch.tensor([3])
-    labels, transcripts = label_batch(log_probs, lengths, keep_soft=False, topk=None)
-    assert labels[0].tokens == transcripts[0] == [1, 2]  # greedy: frames 1, blank, 2
-    labels, transcripts = label_batch(log_probs, lengths, keep_soft=False, topk=None, transcripts=[[2, 2, 1]])
-    assert labels[0].tokens == transcripts[0] == [2, 2, 1]
+    labels = label_batch(log_probs, lengths, keep_soft=False, topk=None)
+    assert labels[0].tokens == [1, 2] and labels[0].sampled is None  # greedy: frames 1, blank, 2
+    labels = label_batch(log_probs, lengths, keep_soft=False, topk=None, transcripts=[[2, 2, 1]])
+    assert labels[0].tokens == [2, 2, 1]
     assert labels[0].frame_ids.tolist() == [1, 0, 2]  # the frame-level targets stay the CTC posteriors'
-    labels, transcripts = label_batch(log_probs, lengths, keep_soft=False, topk=None, transcripts=[[2, 2, 1]],
-                                      sample_temperature=1e-3, generator=torch.Generator().manual_seed(0))
-    assert labels[0].tokens == [1, 2] and transcripts[0] == [2, 2, 1]  # sampled path for CTC, beam for attention
+    labels = label_batch(log_probs, lengths, keep_soft=False, topk=None, transcripts=[[2, 2, 1]],
+                         sample_temperature=1e-3, generator=torch.Generator().manual_seed(0))
+    assert labels[0].sampled == [1, 2] and labels[0].tokens == [2, 2, 1]  # sampled path for CTC, beam for attention

@@ -11,8 +11,8 @@ from softpl.bin.filter_data import filter_by_duration
 from softpl.bin.make_token_list import train_token_model
 from softpl.bin.merge_configs import deep_merge, main as merge_main, supervised_equivalent
 from softpl.data.datadir import read_table
-from softpl.pl.labeler import pseudo_label_batch, teacher_mode
-from softpl.pl.targets import make_pseudo_labels
+from softpl.pl.labeler import TargetNeeds, pseudo_label_batch, teacher_mode
+from softpl.pl.targets import PseudoLabel, make_pseudo_labels
 
 
 def test_deep_merge_overrides_leaves_and_merges_mappings():
@@ -96,14 +96,31 @@ def test_pseudo_label_batch_pads_transcripts_and_stacks_soft_targets():
     log_probs = torch.log_softmax(torch.tensor([[[0.0, 5, 0], [0, 5, 0], [5, 0, 0], [0, 0, 5]],
                                                 [[0, 0, 5], [5, 0, 0], [5, 0, 0], [5, 0, 0]]]), dim=-1)
     labels = make_pseudo_labels(log_probs, torch.tensor([4, 2]), keep_soft=True, topk=2)
-    batch = pseudo_label_batch(labels, transcripts=True, soft=True, frame_ids=True)
+    batch = pseudo_label_batch(labels, TargetNeeds(transcript=True, soft=True, frame_ids=True))
+    assert set(batch) == {"pl_text", "pl_text_lengths", "pl_soft_values", "pl_soft_indices", "pl_frame_ids"}
     assert batch["pl_text"].tolist() == [[1, 2], [2, -1]] and batch["pl_text_lengths"].tolist() == [2, 1]
     assert batch["pl_soft_values"].shape == (2, 4, 2) and batch["pl_soft_indices"].shape == (2, 4, 2)
     assert batch["pl_frame_ids"].tolist() == [[1, 1, 0, 2], [2, 0, -1, -1]]
     empty = make_pseudo_labels(torch.log_softmax(torch.tensor([[[5.0, 0, 0]]]), -1), torch.tensor([1]),
                                keep_soft=False)
-    hard_only = pseudo_label_batch(empty, transcripts=True, soft=False, frame_ids=False)
+    hard_only = pseudo_label_batch(empty, TargetNeeds(transcript=True))
     assert set(hard_only) == {"pl_text", "pl_text_lengths"} and hard_only["pl_text_lengths"].tolist() == [0]
+
+
+def test_pseudo_label_batch_sampled_paths_attention_text_prior_and_aug_seed():
+    """A sampled-path target trains CTC on the path and the attention branch on the transcript; the prior and the
+    augmentation seed ride along when asked."""
+    label = PseudoLabel([3, 1], torch.zeros(3, dtype=torch.int16), None, 3, sampled=[2])
+    needs = TargetNeeds(transcript=True, sampled_path=True, attention_text=True, prior=True)
+    prior = torch.tensor([0.5, 0.25, 0.25])
+    batch = pseudo_label_batch([label], needs, token_prior=prior, aug_seed=7)
+    assert batch["pl_text"].tolist() == [[2]] and batch["pl_att_text"].tolist() == [[3, 1]]
+    assert batch["pl_att_text_lengths"].tolist() == [2] and batch["pl_token_prior"] is prior
+    assert batch["pl_aug_seed"].tolist() == [7]
+    with pytest.raises(ValueError, match="token prior"):
+        pseudo_label_batch([label], needs)
+    with pytest.raises(ValueError, match="sampled paths, but the labels hold none"):
+        pseudo_label_batch([PseudoLabel([3], torch.zeros(3, dtype=torch.int16), None, 3)], needs, token_prior=prior)
 
 
 def test_run_sh_rejects_a_bad_pl_nj_before_any_stage(tmp_path):

@@ -15,7 +15,9 @@ key                 meaning
 ==================  =====================================================================================
 pl_target           ``hard``: CTC on the pseudo-transcript (slimIPL) · ``soft``: frame-level CE/KL against
                     the cached posteriors · ``frame_hard``: frame-level CE against the per-frame argmax (no
-                    CTC) · ``sampled``: CTC on a path sampled from the tempered posteriors, collapsed
+                    CTC) · ``sampled``: CTC on a path sampled from the tempered posteriors, collapsed ·
+                    ``oracle``: CTC on the cached utterances' true transcripts (``text.ref``), through the same
+                    cache, refresh and schedule as ``hard``: the ceiling of pseudo-labeling in a regime
 soft_loss           ``ce`` or ``kl`` (same gradient; KL reads 0 when student == teacher)
 soft_temperature    τ applied to the cached posteriors: q ∝ q^(1/τ); τ < 1 sharpens
 soft_reduction      ``utterance``: sum over frames, mean over utterances, as ESPnet's CTC loss (scale 1
@@ -48,10 +50,12 @@ from softpl.decode.greedy import greedy_ctc_decode
 from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
 from softpl.metrics.collapse import posterior_stats
+from softpl.pl.labeler import TargetNeeds
 from softpl.pl.targets import expand_soft_targets, temper
 from softpl.scoring.wer import align
 
-PL_TARGETS = ("hard", "soft", "frame_hard", "sampled")
+PL_TARGETS = ("hard", "soft", "frame_hard", "sampled", "oracle")
+CTC_TARGETS = ("hard", "sampled", "oracle")  # CTC on a transcript in pl_text
 BLANK_HANDLING = ("none", "drop", "downweight", "factorized")
 
 
@@ -108,18 +112,21 @@ class CPLASRModel(ESPnetASRModel):
 
     # ---- what the pseudo-labeler must store ------------------------------------------------------
     @property
-    def needs_soft_targets(self) -> bool:
-        """Whether the unlabeled loss reads the teacher's posteriors (not only its transcript / argmax)."""
-        return self.pl_target == "soft" or self.blank_handling != "none" or self.confidence_threshold > 0
+    def target_needs(self) -> TargetNeeds:
+        """What the unlabeled loss reads (the PL batch contract): the labeler keeps it, the batch carries it.
 
-    @property
-    def needs_transcripts(self) -> bool:
-        """Whether the unlabeled loss reads a (greedy or sampled) transcript: CTC on it, or the attention branch."""
-        return self.pl_target in ("hard", "sampled") or self.mix_ctc_weight > 0 or self.hybrid
-
-    @property
-    def needs_token_prior(self) -> bool:
-        return self.prior_weight > 0
+        A transcript for CTC on it (hard, sampled, oracle, ``mix_ctc_weight``) and for the attention branch; the
+        posteriors for the soft loss and for the frame weights of blank handling and the confidence mask."""
+        sampled = self.pl_target == "sampled"
+        return TargetNeeds(
+            transcript=self.pl_target in CTC_TARGETS or self.mix_ctc_weight > 0 or self.hybrid,
+            reference=self.pl_target == "oracle",
+            sampled_path=sampled,
+            attention_text=sampled and self.hybrid,  # the attention branch learns the transcript, not the path
+            soft=self.pl_target == "soft" or self.blank_handling != "none" or self.confidence_threshold > 0,
+            frame_ids=self.pl_target == "frame_hard",
+            prior=self.prior_weight > 0,
+        )
 
     @property
     def fixed_frontend(self) -> bool:
@@ -252,7 +259,7 @@ class CPLASRModel(ESPnetASRModel):
         weights = self._frame_weights(target_probs, enc_lens)
 
         stats = {}
-        if self.pl_target in ("hard", "sampled"):
+        if self.pl_target in CTC_TARGETS:
             loss_main = self.ctc(enc, enc_lens, pl_text, pl_text_lengths)
             stats["loss_pl_ctc"] = loss_main.detach()
         elif self.pl_target == "soft":
@@ -300,7 +307,7 @@ class CPLASRModel(ESPnetASRModel):
     def _frame_weights(self, target_probs, lengths):
         """Per-frame weights from blank handling and the confidence mask (None: every valid frame counts).
 
-        Both read the teacher posteriors, which the trainer keeps whenever ``needs_soft_targets`` says so.
+        Both read the teacher posteriors, which the trainer keeps whenever ``target_needs.soft`` says so.
         """
         weights = None
         if self.blank_handling in ("drop", "downweight"):

@@ -3,7 +3,8 @@
 The teacher (the live model or its EMA copy) labels unlabeled audio in eval mode on clean input, as slimIPL
 does; options turn dropout on, or apply SpecAugment with a fixed seed (consistent augmentation: the student
 later sees the same masks). A labeled batch becomes per-utterance :class:`~softpl.pl.targets.PseudoLabel`
-records (CPU, compact); :func:`pseudo_label_batch` turns them back into the tensors ``CPLASRModel`` reads.
+records (CPU, compact); :func:`pseudo_label_batch` turns them back into the tensors ``CPLASRModel`` reads, as the
+model's :class:`TargetNeeds` asks: the one place where the ``pl_*`` batch keys are written.
 """
 from __future__ import annotations
 
@@ -101,22 +102,18 @@ def label_batch(
     generator: torch.Generator | None = None,
     blank_id: int = 0,
     transcripts: list[list[int]] | None = None,
-) -> tuple[list[PseudoLabel], list[list[int]]]:
-    """Pseudo-labels of one batch, plus its pseudo-transcripts: the greedy CTC ones, or ``transcripts`` when
-    given (joint beam search).
-
-    With ``sample_temperature`` each label's ``tokens`` is a path sampled from the tempered posteriors and
-    collapsed (the ``sampled`` target); otherwise it is the pseudo-transcript.
-    """
+) -> list[PseudoLabel]:
+    """Pseudo-labels of one batch. Each label's ``tokens`` is the greedy CTC transcript, or the one given in
+    ``transcripts`` (joint beam search); with ``sample_temperature`` its ``sampled`` is a path sampled from the
+    tempered posteriors and collapsed (the ``sampled`` target)."""
     labels = make_pseudo_labels(log_probs, lengths, keep_soft=keep_soft, topk=topk, soft_mass=soft_mass,
                                 blank_id=blank_id)
     if transcripts is not None:
         labels = [dataclasses.replace(label, tokens=tokens) for label, tokens in zip(labels, transcripts)]
-    pseudo_transcripts = [label.tokens for label in labels]
     if sample_temperature is not None:
         sampled = sample_paths(log_probs, lengths, sample_temperature, generator=generator, blank_id=blank_id)
-        labels = [dataclasses.replace(label, tokens=tokens) for label, tokens in zip(labels, sampled)]
-    return labels, pseudo_transcripts
+        labels = [dataclasses.replace(label, sampled=path) for label, path in zip(labels, sampled)]
+    return labels
 
 
 def pad_transcripts(transcripts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,23 +125,60 @@ def pad_transcripts(transcripts: list[list[int]]) -> tuple[torch.Tensor, torch.T
     return text, lengths
 
 
-def pseudo_label_batch(
-    labels: list[PseudoLabel], *, transcripts: bool, soft: bool, frame_ids: bool
-) -> dict[str, torch.Tensor]:
-    """The ``pl_*`` tensors of one unlabeled batch (CPU), as ``CPLASRModel`` reads them.
+@dataclasses.dataclass(frozen=True)
+class TargetNeeds:
+    """What a model's unlabeled loss reads: what the labeler keeps in the cache and which ``pl_*`` tensors
+    :func:`pseudo_label_batch` builds. A model declares it (``CPLASRModel.target_needs``); nothing else decides.
 
-    ``pl_text`` (B, L) padded with -1 and ``pl_text_lengths``; ``pl_soft_values`` / ``pl_soft_indices``
-    (B, T, k) compact soft targets (expanded on the model's device); ``pl_frame_ids`` (B, T) padded with -1.
+    ``transcript``: ``pl_text``, the transcript (CTC on it, the attention branch); ``reference``: that transcript
+    is the utterance's truth (``text.ref``), not the labeler's (the oracle target); ``sampled_path``: ``pl_text``
+    is a sampled path instead; ``attention_text``: ``pl_att_text``, the transcript for the attention branch when
+    ``pl_text`` is a sampled path; ``soft``: ``pl_soft_values`` / ``pl_soft_indices``, the posteriors;
+    ``frame_ids``: ``pl_frame_ids``, the per-frame argmax; ``prior``: ``pl_token_prior``, the token prior of
+    greedy outputs on labeled data.
+    """
+
+    transcript: bool = False
+    reference: bool = False
+    sampled_path: bool = False
+    attention_text: bool = False
+    soft: bool = False
+    frame_ids: bool = False
+    prior: bool = False
+
+
+def pseudo_label_batch(
+    labels: list[PseudoLabel], needs: TargetNeeds, *, token_prior: torch.Tensor | None = None,
+    aug_seed: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Every ``pl_*`` tensor of one unlabeled batch (CPU) that ``needs`` asks for, as ``CPLASRModel`` reads them.
+
+    ``pl_text`` (B, L) padded with -1 and ``pl_text_lengths`` (the sampled paths under ``sampled_path``);
+    ``pl_att_text`` / ``pl_att_text_lengths``; ``pl_soft_values`` / ``pl_soft_indices`` (B, T, k) compact soft
+    targets (expanded on the model's device); ``pl_frame_ids`` (B, T) padded with -1; ``pl_token_prior`` (V,);
+    ``pl_aug_seed`` (1,), the SpecAugment seed of consistent augmentation, when ``aug_seed`` is given.
     """
     num_frames = max(label.num_frames for label in labels)
     batch: dict[str, torch.Tensor] = {}
-    if transcripts:
-        batch["pl_text"], batch["pl_text_lengths"] = pad_transcripts([label.tokens for label in labels])
-    if soft:
+    if needs.transcript:
+        if needs.sampled_path and any(label.sampled is None for label in labels):
+            raise ValueError("the target trains on sampled paths, but the labels hold none: label with "
+                             "sample_temperature")
+        paths = [label.sampled if needs.sampled_path else label.tokens for label in labels]
+        batch["pl_text"], batch["pl_text_lengths"] = pad_transcripts(paths)
+    if needs.attention_text:
+        batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts([label.tokens for label in labels])
+    if needs.soft:
         values, indices = pack_soft_targets(labels, num_frames)
         batch["pl_soft_values"] = values
         if indices is not None:
             batch["pl_soft_indices"] = indices
-    if frame_ids:
+    if needs.frame_ids:
         batch["pl_frame_ids"] = frame_id_batch(labels, num_frames)
+    if needs.prior:
+        if token_prior is None:
+            raise ValueError("the target needs the token prior, which the trainer estimates at PL start")
+        batch["pl_token_prior"] = token_prior
+    if aug_seed is not None:
+        batch["pl_aug_seed"] = torch.tensor([aug_seed])
     return batch

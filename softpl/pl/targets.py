@@ -307,15 +307,17 @@ def sample_paths(
 class PseudoLabel:
     """Everything the pseudo-labeler keeps for one unlabeled utterance (on CPU).
 
-    ``tokens``: hard transcript (greedy CTC, joint beam search, or a sampled path);
+    ``tokens``: the transcript (greedy CTC, joint beam search, or the truth for the oracle target);
     ``frame_ids``: (T,) per-frame argmax (int16/int32);
-    ``soft``: compact posteriors, or None when soft targets are not kept; ``num_frames``: T of this utterance.
+    ``soft``: compact posteriors, or None when soft targets are not kept; ``num_frames``: T of this utterance;
+    ``sampled``: a path sampled from the tempered posteriors and collapsed, or None when not asked for.
     """
 
     tokens: list[int]
     frame_ids: torch.Tensor
     soft: SoftTarget | None
     num_frames: int
+    sampled: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.frame_ids.shape != (self.num_frames,):

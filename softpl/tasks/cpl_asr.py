@@ -6,8 +6,8 @@ DDP sharding, checkpoints, inference compatibility). Added:
 - ``--unlabeled_data_path_and_name_and_type`` / ``--unlabeled_shape_file``: the unlabeled set, batched by
   ESPnet's own sampler with the training batch options (``--unlabeled_batch_bins`` / ``--unlabeled_batch_size``
   override the sizes), sharded across ranks like the training set;
-- ``--unlabeled_text_ref``: its truth, read only for the pseudo-label WER diagnostic (default: ``text.ref``
-  beside the unlabeled ``wav.scp`` when it exists);
+- ``--unlabeled_text_ref``: its truth, read for the pseudo-label WER diagnostic and by the oracle target
+  (``pl_target: oracle``; default: ``text.ref`` beside the unlabeled ``wav.scp`` when it exists);
 - the trainer's ``--pl_*`` options (:mod:`softpl.train.cpl_trainer`);
 - a refusal of ``--ngpu`` > 1 in one process (torch.nn.DataParallel): one process per GPU instead.
 """
@@ -43,10 +43,12 @@ def check_no_data_parallel(args: argparse.Namespace) -> None:
 class CPLIterFactory(AbsIterFactory):
     """The labeled training iterator (what ESPnet's epoch loop runs) plus the unlabeled set slimIPL draws from."""
 
-    def __init__(self, labeled: AbsIterFactory, unlabeled: AbsIterFactory, text_ref: dict[str, str]):
+    def __init__(self, labeled: AbsIterFactory, unlabeled: AbsIterFactory, text_ref: dict[str, str],
+                 unlabeled_lengths: dict[str, int]):
         self.labeled = labeled
         self.unlabeled = unlabeled
         self.text_ref = text_ref
+        self.unlabeled_lengths = unlabeled_lengths
 
     def build_iter(self, epoch: int, shuffle: bool | None = None):
         return self.labeled.build_iter(epoch, shuffle)
@@ -78,8 +80,8 @@ class CPLASRTask(ASRTask):
         group.add_argument("--unlabeled_batch_size", type=int_or_none, default=None,
                            help="batch_size of unlabeled batches (default: --batch_size)")
         group.add_argument("--unlabeled_text_ref", type=str_or_none, default=None,
-                           help="truth of the unlabeled set, for the PL WER diagnostic only "
-                                "(default: text.ref beside the unlabeled wav.scp, if any)")
+                           help="truth of the unlabeled set, for the PL WER diagnostic and the oracle target "
+                                "(pl_target oracle) only (default: text.ref beside the unlabeled wav.scp, if any)")
 
     @classmethod
     def build_iter_options(cls, args: argparse.Namespace, distributed_option: DistributedOption, mode: str):
@@ -126,7 +128,13 @@ class CPLASRTask(ASRTask):
         if mode != "train":
             return factory
         unlabeled = super().build_iter_factory(args, distributed_option, "unlabeled")
-        return CPLIterFactory(factory, unlabeled, cls.read_text_ref(args))
+        return CPLIterFactory(factory, unlabeled, cls.read_text_ref(args), cls.read_unlabeled_lengths(args))
+
+    @staticmethod
+    def read_unlabeled_lengths(args) -> dict[str, int]:
+        """Length of each unlabeled utterance (the first number of its ``--unlabeled_shape_file`` line: samples,
+        or frames), for the share of the unlabeled audio pseudo-labeling has reached."""
+        return {key: int(value.split(",")[0]) for _, key, value in read_table(args.unlabeled_shape_file[0])}
 
     @staticmethod
     def read_text_ref(args) -> dict[str, str]:

@@ -41,8 +41,7 @@ from espnet2.utils.types import str2bool
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, posterior_stats
 from softpl.pl.cache import PLCache, stored_nbytes
-from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, pad_transcripts,
-                               pseudo_label_batch, teacher_log_probs)
+from softpl.pl.labeler import frontend_features, joint_beam_search, label_batch, pseudo_label_batch, teacher_log_probs
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -186,6 +185,27 @@ def reference_batches(batches: list, num: int, seed: int) -> list:
     return [batches[i] for i in order[:num]]
 
 
+def reference_tokenizer(unlabeled, text_ref: dict[str, str], keys: list[str]) -> Callable[[str], list[int]]:
+    """Token ids of an unlabeled utterance's truth (``text.ref``), tokenized by the unlabeled set's own ESPnet
+    preprocessor (the labeled text's tokenizer and token list): the transcripts of the oracle target. Every
+    utterance of ``keys`` must have its truth."""
+    missing = [key for key in keys if key not in text_ref]
+    if missing:
+        raise ValueError(
+            f"pl_target oracle trains on the truth of the unlabeled set, but {len(missing)} of its {len(keys)} "
+            f"utterances have none (first: {', '.join(missing[:3])}); give --unlabeled_text_ref <file> holding "
+            "every utterance, or choose another pl_target")
+    preprocess = unlabeled.dataset.preprocess
+    if preprocess is None:
+        raise ValueError("pl_target oracle needs the task's text preprocessor (token_type and token_list) to "
+                         "tokenize text.ref")
+
+    def tokens(key: str) -> list[int]:
+        return preprocess(key, {"text": text_ref[key]})["text"].tolist()
+
+    return tokens
+
+
 ALARM_INPUTS = ("pl_blank_rate", "pl_mi_proxy", "pl_length_ratio")
 
 
@@ -213,20 +233,6 @@ def alarm_inputs(diag: Mapping[str, list[float]], reduce_sum: Callable[[torch.Te
             for key, (total, count) in zip(ALARM_INPUTS, totals.tolist()) if count > 0}
 
 
-def upgrade_state(state: dict) -> dict:
-    """A saved SlimIPL state in today's layout: states of earlier versions kept the stream position in two keys,
-    called the cached pseudo-transcripts "greedy" (before ``--pl_transcript``) and measured churn once per
-    report (before ``--pl_churn_interval``: the next measurement is then due at once)."""
-    state = dict(state)
-    if "stream_pass" in state:
-        state["stream"] = (state.pop("stream_pass"), state.pop("stream_pos"))
-    state.setdefault("next_churn_update", 0)
-    for entry in state["cache"]["entries"]:
-        if "greedy" in entry:
-            entry["transcripts"] = entry.pop("greedy")
-    return state
-
-
 class SlimIPL:
     """Pseudo-labeling state and loop of one training process (one rank: its own cache over its own shard).
 
@@ -234,11 +240,14 @@ class SlimIPL:
         options: CPLTrainerOptions.
         labeled, unlabeled: ESPnet SequenceIterFactory objects (their dataset, collate_fn and batches are used).
         model: the model being trained (unwrapped).
-        text_ref: truth of the unlabeled utterances, read only for the pseudo-label WER (may be empty).
+        text_ref: truth of the unlabeled utterances, read for the pseudo-label WER and by the oracle target
+            (may be empty otherwise).
+        unlabeled_lengths: length (samples or frames) of each unlabeled utterance, for the share of audio labeled.
         rank: distributed rank (0 without DDP).
     """
 
-    def __init__(self, options: CPLTrainerOptions, labeled, unlabeled, model, text_ref: dict[str, str], rank: int = 0):
+    def __init__(self, options: CPLTrainerOptions, labeled, unlabeled, model, text_ref: dict[str, str],
+                 unlabeled_lengths: dict[str, int], rank: int = 0):
         self.opt = options
         self.labeled = labeled
         self.unlabeled = unlabeled
@@ -246,7 +255,16 @@ class SlimIPL:
         self.state_dir = Path(options.output_dir) / "cpl_state"
         self.stream = UnlabeledStream(unlabeled, options.seed, rank, options.num_workers)
         self.text_ref = text_ref
-        self.keep_soft = model.needs_soft_targets
+        self.needs = model.target_needs
+        shard = [key for batch in self.stream.batches for key in batch]
+        if self.needs.reference:
+            self.reference_tokens = reference_tokenizer(unlabeled, text_ref, shard)
+            if options.pl_refresh == "dynamic":
+                raise ValueError("--pl_refresh dynamic follows the churn of pseudo-labels; the oracle target's "
+                                 "labels are the truth and never change: use --pl_refresh fixed")
+        self.shard_lengths = {key: unlabeled_lengths.get(key, 0) for key in shard}
+        self.labeled_keys: set[str] = set()  # unlabeled utterances labeled at least once (coverage)
+        self.labeled_length = 0  # their summed lengths
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
@@ -319,17 +337,31 @@ class SlimIPL:
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths, transcripts = self._teacher_pass(
             model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
-        sampled = model.pl_target == "sampled"
-        labels, pseudo_transcripts = label_batch(
-            log_probs, lengths, keep_soft=self.keep_soft, topk=self.opt.pl_soft_topk or None,
+        labels = label_batch(
+            log_probs, lengths, keep_soft=self.needs.soft, topk=self.opt.pl_soft_topk or None,
             soft_mass=self.opt.pl_soft_mass,
-            sample_temperature=self.opt.pl_sample_temperature if sampled else None,
+            sample_temperature=self.opt.pl_sample_temperature if self.needs.sampled_path else None,
             generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
             transcripts=transcripts,
         )
-        self._record_diagnostics(model, keys, log_probs, lengths, pseudo_transcripts)
-        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "transcripts": pseudo_transcripts,
-                "input": on_host(batch)}
+        # The diagnostics measure the labeler's own transcripts, also under the oracle target.
+        self._record_diagnostics(model, keys, log_probs, lengths, [label.tokens for label in labels])
+        self._cover(keys)
+        if self.needs.reference:
+            labels = [dataclasses.replace(label, tokens=self.reference_tokens(key)) for key, label in zip(keys, labels)]
+        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "input": on_host(batch)}
+
+    def _cover(self, keys: list[str]) -> None:
+        """Count the utterances of a freshly labeled batch towards the coverage of the unlabeled set."""
+        new = [key for key in keys if key not in self.labeled_keys]
+        self.labeled_keys.update(new)
+        self.labeled_length += sum(self.shard_lengths.get(key, 0) for key in new)
+
+    def coverage(self) -> dict[str, float]:
+        """Shares of this rank's unlabeled utterances, and of their audio, labeled at least once so far."""
+        total = sum(self.shard_lengths.values())
+        return {"pl_coverage": len(self.labeled_keys) / max(len(self.shard_lengths), 1),
+                "pl_coverage_audio": self.labeled_length / total if total else math.nan}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
@@ -348,14 +380,17 @@ class SlimIPL:
         egs/synth_en's model on CPU): dynamic refresh needs it at every refresh (it sets p); otherwise it is a
         diagnostic, measured at the first refresh, then at the first one ``--pl_churn_interval`` or more unlabeled
         updates after the last measurement."""
+        if self.needs.reference:  # the cached labels are the truth: they have no churn
+            return False
         return self.opt.pl_refresh == "dynamic" or self.unlabeled_updates >= self.next_churn_update
 
     def _churn(self, model, entry: dict, device: str) -> float:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
         log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_input(model, entry, device), device)
-        _, now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
-                             transcripts=transcripts)
-        counts = [align(list(map(str, old)), list(map(str, new))) for old, new in zip(entry["transcripts"], now)]
+        now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
+                          transcripts=transcripts)
+        counts = [align(list(map(str, old.tokens)), list(map(str, new.tokens)))
+                  for old, new in zip(entry["labels"], now)]
         return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)
 
     # ---- the loop ----------------------------------------------------------------------------------
@@ -376,15 +411,15 @@ class SlimIPL:
         for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
             _, batch = self._load(self.labeled, list(keys))
             log_probs, lengths, _ = self._teacher_pass(model, batch, device, beam=False)
-            labels, greedy = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
-            for ids in greedy:
-                for i in ids:
+            labels = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
+            for label in labels:
+                for i in label.tokens:
                     counts[i] += 1
             blank_frames += sum(int((label.frame_ids == model.blank_id).sum()) for label in labels)
             frames += int(lengths.sum())
             ref_tokens += int(batch["text_lengths"].sum())
         self.labeled_tokens_per_frame = ref_tokens / max(frames, 1)
-        if model.needs_token_prior:
+        if self.needs.prior:
             self.token_prior = token_prior(dict(counts), len(model.token_list),
                                            blank_share=blank_frames / max(frames, 1), blank_id=model.blank_id)
         self.started = True
@@ -438,15 +473,9 @@ class SlimIPL:
             self._report(reporter)
         keys, batch = entry["keys"], dict(self._entry_input(model, entry, device))
         start = time.perf_counter()
-        batch.update(pseudo_label_batch(entry["labels"], transcripts=model.needs_transcripts,
-                                        soft=self.keep_soft, frame_ids=model.pl_target == "frame_hard"))
+        batch.update(pseudo_label_batch(entry["labels"], self.needs, token_prior=self.token_prior,
+                                        aug_seed=entry["aug_seed"]))
         self.assemble_seconds += time.perf_counter() - start  # host-side work only: no sync needed
-        if model.hybrid and model.pl_target == "sampled":  # the attention branch learns the pseudo-transcript
-            batch["pl_att_text"], batch["pl_att_text_lengths"] = pad_transcripts(entry["transcripts"])
-        if self.token_prior is not None:
-            batch["pl_token_prior"] = self.token_prior
-        if entry["aug_seed"] is not None:
-            batch["pl_aug_seed"] = torch.tensor([entry["aug_seed"]])
         return keys, batch
 
     def _report(self, reporter) -> None:
@@ -463,6 +492,7 @@ class SlimIPL:
         stats["pl_assemble_share"] = self.assemble_seconds / max(now - self.window_start, 1e-9)
         self.label_seconds, self.assemble_seconds, self.window_start = 0.0, 0.0, now
         stats.update(self.cache.stats(self.updates))
+        stats.update(self.coverage())
         stats["pl_cache_mbytes"], stats["pl_cache_input_mbytes"] = self._cache_mbytes()
         if alarm_stats:
             try:
@@ -497,10 +527,15 @@ class SlimIPL:
             "stream": (lambda: self.stream.position, self.stream.seek),
             "diag": (lambda: {key: list(values) for key, values in self.diag.items()},
                      lambda diag: setattr(self, "diag", defaultdict(list, diag))),
+            "labeled_keys": (lambda: sorted(self.labeled_keys), self._restore_coverage),
             **{name: attribute(name) for name in ("started", "updates", "unlabeled_updates", "token_prior",
                                                   "labeled_tokens_per_frame", "refresh_prob",
                                                   "next_churn_update")},
         }
+
+    def _restore_coverage(self, keys: list[str]) -> None:
+        self.labeled_keys, self.labeled_length = set(), 0
+        self._cover(keys)
 
     def _cache_state(self) -> dict:
         """The cache's state without the batches' input (remade at first use after a resume)."""
@@ -513,7 +548,6 @@ class SlimIPL:
         return state
 
     def load_state_dict(self, state: dict, model) -> None:
-        state = upgrade_state(state)
         for name, (_, set_value) in self._state_fields().items():
             set_value(state[name])
         if self.started:
@@ -523,14 +557,20 @@ class SlimIPL:
             self.teacher.load_state_dict(state["teacher"])
 
     def record_history(self, epoch: int) -> None:
-        """Append ``{"epoch", "updates"}`` to ``<output_dir>/cpl_history.jsonl`` (rank 0); a replayed epoch
-        (after a resume) replaces its earlier line. The report plots curves against these update counts."""
+        """Append ``{"epoch", "updates", "pl_started", "pl_coverage", "pl_coverage_audio"}`` to
+        ``<output_dir>/cpl_history.jsonl`` (rank 0) and log the coverage; a replayed epoch (after a resume)
+        replaces its earlier line. The report plots curves against these update counts and shows the coverage."""
         if self.rank != 0:
             return
+        coverage = self.coverage()
+        if self.started:
+            logging.info("pseudo-labeling coverage after epoch %d: %d of %d unlabeled utterances (%.1f %%), "
+                         "%.1f %% of their audio", epoch, len(self.labeled_keys), len(self.shard_lengths),
+                         100 * coverage["pl_coverage"], 100 * coverage["pl_coverage_audio"])
         path = Path(self.opt.output_dir) / "cpl_history.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
         lines = [line for line in lines if json.loads(line)["epoch"] < epoch]
-        lines.append(json.dumps({"epoch": epoch, "updates": self.updates, "pl_started": self.started}))
+        lines.append(json.dumps({"epoch": epoch, "updates": self.updates, "pl_started": self.started, **coverage}))
         path.write_text("\n".join(lines) + "\n")
 
     def state_path(self, epoch: int) -> Path:
@@ -574,7 +614,7 @@ class CPLTrainer(Trainer):
             )
         rank = distributed_option.dist_rank if distributed_option.distributed else 0
         cls.slimipl = SlimIPL(trainer_options, train_iter_factory.labeled, train_iter_factory.unlabeled, model,
-                              train_iter_factory.text_ref, rank)
+                              train_iter_factory.text_ref, train_iter_factory.unlabeled_lengths, rank)
         super().run(model=model, optimizers=optimizers, schedulers=schedulers, train_iter_factory=train_iter_factory,
                     valid_iter_factory=valid_iter_factory, plot_attention_iter_factory=plot_attention_iter_factory,
                     trainer_options=trainer_options, distributed_option=distributed_option)
