@@ -25,7 +25,7 @@ FRONTEND = ["--frontend", "default", "--frontend_conf", "n_fft=64", "--frontend_
             "--frontend_conf", "n_mels=8", "--normalize", "utterance_mvn"]
 
 
-def build_model(tmp_path, *, encoder="transformer", decoder=False, frontend=False, **model_conf):
+def build_model(tmp_path, *, encoder="transformer", decoder=False, frontend=False, extra=(), **model_conf):
     (tmp_path / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
     conf = ["--model_conf", "ctc_weight=1.0", "--model_conf", "sym_space=▁", *(DECODER if decoder else [])]
     for key, value in model_conf.items():
@@ -36,6 +36,7 @@ def build_model(tmp_path, *, encoder="transformer", decoder=False, frontend=Fals
         "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=8", "--encoder_conf", "num_blocks=1",
         "--encoder_conf", "input_layer=linear", "--encoder_conf", "dropout_rate=0.0",
         "--encoder_conf", "attention_dropout_rate=0.0", "--encoder_conf", "positional_dropout_rate=0.0", *conf,
+        *extra,
     ])
     torch.manual_seed(0)
     return CPLASRTask.build_model(args).eval()  # eval: no dropout, so forward passes are repeatable
@@ -213,6 +214,18 @@ def test_option_errors(tmp_path):
     speech, lengths, pl = batch(model)
     with pytest.raises(ValueError, match="pl_soft_values"):
         model(speech, lengths, pl_text=pl["pl_text"], pl_text_lengths=pl["pl_text_lengths"])
+
+
+@pytest.mark.parametrize("conf", [dict(pl_target="soft"), dict(pl_target="frame_hard"),
+                                  dict(pl_target="hard", confidence_threshold=0.5)])
+def test_frame_level_targets_refuse_specaugments_time_warp(tmp_path, conf):
+    """The student's warped frames would go out of step with the teacher's frame targets."""
+    specaug = ["--specaug", "specaug", "--specaug_conf", "time_mask_width_range=[0,2]"]
+    warp = [*specaug, "--specaug_conf", "apply_time_warp=true"]
+    with pytest.raises(ValueError, match="set specaug_conf.apply_time_warp false"):
+        build_model(tmp_path, extra=warp, **conf)
+    build_model(tmp_path, extra=warp, pl_target="hard")  # CTC on a transcript: no frame alignment to keep
+    build_model(tmp_path, extra=[*specaug, "--specaug_conf", "apply_time_warp=false"], **conf)
 
 
 def test_hybrid_hard_target_is_espnets_hybrid_loss_on_the_pseudo_transcript(tmp_path):

@@ -84,6 +84,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     rows = [line for line in table.splitlines() if line.startswith("|") and "decode_greedy" in line]
     assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
     assert "final PL blank rate" in table and "collapse alarm" in table
+    assert "unlabeled set labeled (utts / audio)" in table and "% / " in table  # coverage of each PL run
     # Every continuation branched from the seed's last training state: epochs numbered on from the seed's 2.
     for run in runs:
         log = (recipe / "exp" / run / "train.log").read_text()

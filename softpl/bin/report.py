@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import sys
@@ -36,6 +37,8 @@ def pl_columns(final: dict[str, object]) -> dict[str, object]:
         "final PL blank rate": f"{final['pl_blank_rate']:.3f}",
         "final PL frame entropy": f"{final['pl_frame_entropy']:.3f}",
         "final PL WER": f"{final['pl_wer_vs_ref']:.2f}",
+        "unlabeled set labeled (utts / audio)": "-" if math.isnan(final["pl_coverage"]) else
+        f"{final['pl_coverage']:.0%} / {final['pl_coverage_audio']:.0%}",
         "collapse alarm": "no" if final["alarm_step"] is None else f"update {final['alarm_step']}",
     }
 

@@ -108,6 +108,13 @@ class CPLASRModel(ESPnetASRModel):
         self.confidence_threshold = confidence_threshold
         self.prior_weight = prior_weight
         self.blank_id = self.token_list.index("<blank>") if "<blank>" in self.token_list else 0
+        needs = self.target_needs
+        if (needs.soft or needs.frame_ids) and getattr(self.specaug, "apply_time_warp", False):
+            raise ValueError(
+                f"pl_target {pl_target} (with blank_handling {blank_handling}, confidence_threshold "
+                f"{confidence_threshold}) trains frame by frame on targets the teacher made from unwarped input, "
+                "but SpecAugment's time warp shifts the student's frames against them: set "
+                "specaug_conf.apply_time_warp false, or use a target on transcripts (hard, sampled, oracle)")
         self._given_features = False  # set within encode(features=True): the input holds the frontend's output
 
     # ---- what the pseudo-labeler must store ------------------------------------------------------

@@ -38,16 +38,21 @@ def read_history(exp: Path) -> list[dict[str, float]]:
 
 
 def final_pl_summary(exp: Path) -> dict[str, object]:
-    """Pseudo-labeling health at the end of a run: last epoch's PL statistics and the collapse alarm."""
+    """Pseudo-labeling health at the end of a run: last epoch's PL statistics, the collapse alarm, and the shares
+    of the unlabeled set (utterances, audio) labeled at least once (``cpl_history.jsonl``'s last epoch)."""
     history = read_history(exp)
     last = history[-1] if history else {}
     alarm = exp / "collapse_alarm.json"
     fired = json.loads(alarm.read_text()) if alarm.exists() else None
+    epochs = (exp / "cpl_history.jsonl").read_text().splitlines() if (exp / "cpl_history.jsonl").exists() else []
+    last_epoch = json.loads(epochs[-1]) if epochs else {}
     return {
         "updates": last.get("updates", np.nan),
         "pl_blank_rate": last.get("train.pl_blank_rate", np.nan),
         "pl_frame_entropy": last.get("train.pl_frame_entropy", np.nan),
         "pl_wer_vs_ref": last.get("train.pl_wer_vs_ref", np.nan),
+        "pl_coverage": last_epoch.get("pl_coverage", np.nan),
+        "pl_coverage_audio": last_epoch.get("pl_coverage_audio", np.nan),
         "alarm_step": None if fired is None else fired["step"],
     }
 
