@@ -1,8 +1,9 @@
 # softpl: `make test` is the whole test suite (unit tests + end-to-end smoke of the recipe stages);
 # `make lint` runs ruff and shellcheck. Both set up what they need first (utils/setup_env.sh): missing system
-# tools stop it with the apt-get command to run, unless INSTALL_SYSTEM_PACKAGES=true (CI) lets it install them.
+# tools are installed with apt-get where no password is needed (root, passwordless sudo), else they stop with the
+# apt-get command to run; INSTALL_SYSTEM_PACKAGES=true installs through sudo (asking), false never installs.
 PY := .venv/bin/python
-INSTALL_SYSTEM_PACKAGES ?= false
+INSTALL_SYSTEM_PACKAGES ?= auto
 SETUP_ENV := utils/setup_env.sh --install_system_packages $(INSTALL_SYSTEM_PACKAGES)
 
 .PHONY: env lint-env lint test unit smoke clean

@@ -24,6 +24,8 @@ stop_stage=10            # last stage to run (11, export, and 12, upload, run wh
 skip_data_prep=false     # skip stages 1-4 (data preparation, formatting, filtering, token list)
 skip_train=false         # skip stages 5, 6 and 8 (statistics and training)
 skip_eval=false          # skip stages 7, 9 and 10 (decoding, scoring, report)
+install_system_packages=auto  # missing system tools: auto = apt-get them where no password is needed (root,
+                         # passwordless sudo), else stop with the command; true: through sudo (asks); false: stop
 nj=2                     # parallel jobs for data preparation, formatting, stats, decoding
 ngpu=0                   # GPUs per node for training, and for decoding (0: CPU)
 num_nodes=1              # training nodes; > 1 goes through ESPnet's launcher (espnet2.bin.launch) with --train_cmd
@@ -97,6 +99,7 @@ Options (default):
   --skip_data_prep (${skip_data_prep}) --skip_train (${skip_train}) --skip_eval (${skip_eval})  as ESPnet's asr.sh
   --num_nodes (${num_nodes}) --train_cmd ("${train_cmd}")  multi-node training through ESPnet's launcher
   --force (${force})            redo stages even if done with the same options
+  --install_system_packages (${install_system_packages})  missing system tools: auto|true|false (utils/setup_env.sh)
   --skip_bad (${skip_bad})      stage 2: drop bad utterances and list them instead of stopping
   --local_data_opts ("${local_data_opts}")  options for local/data.sh (e.g. corpus sizes)
   --train_set (${train_set}) --unlabeled_set (${unlabeled_set}) --valid_set (${valid_set})
@@ -129,7 +132,8 @@ inference_nj=${inference_nj:-$nj}
 # ---- environment ----------------------------------------------------------------------------------
 # C locale, as Kaldi/ESPnet recipes set it (path.sh): byte-order sort and tools; Python keeps UTF-8 (PEP 540).
 export LC_ALL=C
-"$softpl_root/utils/setup_env.sh" --recipes .  # the system tools of this recipe (local/system_tools), .venv
+# the system tools of this recipe (local/system_tools), .venv
+"$softpl_root/utils/setup_env.sh" --recipes . --install_system_packages "$install_system_packages"
 export PATH="$softpl_root/.venv/bin:$PATH"
 python=python
 export PYTHONUNBUFFERED=1
@@ -137,6 +141,17 @@ export PYTHONUNBUFFERED=1
 [ -t 2 ] || export TQDM_MININTERVAL=${TQDM_MININTERVAL:-30}
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
+# No silent exit: every non-zero exit says where it stopped (the stage, and the command set -e stopped at).
+current_stage=""
+failed_command=""
+trap 'failed_command="line $LINENO: $BASH_COMMAND"' ERR
+# shellcheck disable=SC2317  # called by the EXIT trap
+say_why_on_exit() {
+  local status=$?
+  [ "$status" -eq 0 ] || echo "run.sh: stopped with exit status $status${current_stage:+ in stage $current_stage}${failed_command:+ \
+($failed_command)}; the messages above say why" >&2
+}
+trap say_why_on_exit EXIT
 
 # Run an ESPnet training entry point: one process (CPU or one GPU); one process per GPU (--ngpu N, ESPnet's
 # --multiprocessing_distributed); or several nodes through ESPnet's launcher and a cluster command.
@@ -166,10 +181,11 @@ train() {  # train <log file> <python module> <options...>
 run_stage() {  # run_stage <N>: in --stage..--stop_stage and not in a group the skip_* options turn off
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ] || return 1
   case $1 in
-    1|2|3|4) [ "$skip_data_prep" != true ] ;;
-    5|6|8) [ "$skip_train" != true ] ;;
-    7|9|10) [ "$skip_eval" != true ] ;;
+    1|2|3|4) [ "$skip_data_prep" != true ] || return 1 ;;
+    5|6|8) [ "$skip_train" != true ] || return 1 ;;
+    7|9|10) [ "$skip_eval" != true ] || return 1 ;;
   esac
+  current_stage=$1
 }
 # run.sh in an experiment folder: this recipe call again, for the stages that make that folder (as asr.sh does).
 write_exp_run_sh() {  # write_exp_run_sh <exp dir> <engine options...>
@@ -214,6 +230,14 @@ stage_done() {  # stage_done <marker> <signature>
   [ "$force" != true ] && [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]
 }
 mark_done() { mkdir -p "$(dirname "$1")"; printf '%s' "$2" > "$1"; }
+# The options a stage's input was made with (its marker), for the next stage's signature; inputs made by hand or
+# elsewhere have no marker.
+marker_of() { if [ -f "$1" ]; then cat "$1"; else printf 'made outside run.sh'; fi; }
+# A stage's input that is missing stops run.sh with what it is and what makes it.
+need() {  # need <stage> <path> <what makes it>
+  [ -e "$2" ] || die "stage $1 needs $2, which is missing; $3"
+}
+die() { echo "run.sh: $*" >&2; exit 1; }
 # A training folder is resumed (--resume true) only by a run with the same options; other options start afresh.
 claim_exp_dir() {  # claim_exp_dir <dir> <signature>
   if [ -f "$1/.options" ] && [ "$(cat "$1/.options")" != "$2" ]; then
@@ -255,10 +279,14 @@ fi
 
 # ---- stage 2: format audio + validate --------------------------------------------------------------
 if run_stage 2; then
-  sig="fs=$fs skip_bad=$skip_bad sets=$all_sets${speed_perturb_factors:+ sp=$speed_perturb_factors} $(cat data/.stage1.done 2>/dev/null)"
+  sig="fs=$fs skip_bad=$skip_bad sets=$all_sets${speed_perturb_factors:+ sp=$speed_perturb_factors} $(marker_of data/.stage1.done)"
   if stage_done "$data_feats/org/.stage2.done" "$sig"; then
     log "stage 2: formatting already done"
   else
+    for set in $all_sets; do
+      need 2 "data/$set/wav.scp" "stage 1 makes it (--stage 1), or write the Kaldi data dir data/$set by hand \
+(wav.scp, text, utt2spk: local/data.sh's contract, docs/porting.md)"
+    done
     log "stage 2: format audio to $fs Hz mono and validate: $all_sets"
     stage_timer_start
     rm -f "$data_feats/org/.stage2.done"
@@ -281,10 +309,13 @@ fi
 
 # ---- stage 3: length filter -----------------------------------------------------------------------
 if run_stage 3; then
-  sig="min_dur=$min_dur max_dur=$max_dur $(cat "$data_feats/org/.stage2.done" 2>/dev/null)"
+  sig="min_dur=$min_dur max_dur=$max_dur $(marker_of "$data_feats/org/.stage2.done")"
   if stage_done "$data_feats/.stage3.done" "$sig"; then
     log "stage 3: length filter already done"
   else
+    for set in $all_sets ${speed_perturb_factors:+${train_set}_sp}; do
+      need 3 "$data_feats/org/$set/wav.scp" "stage 2 makes it from data/$set (--stage 2)"
+    done
     log "stage 3: keep training utterances of ${min_dur}-${max_dur} s; evaluation sets are kept whole"
     stage_timer_start
     rm -f "$data_feats/.stage3.done"
@@ -332,10 +363,11 @@ fi
 
 # ---- stage 4: token list --------------------------------------------------------------------------
 if run_stage 4 && [ -z "$seed_model_dir" ]; then
-  sig="token_type=$token_type nbpe=$nbpe $(cat "$data_feats/.stage3.done" 2>/dev/null)"
+  sig="token_type=$token_type nbpe=$nbpe $(marker_of "$data_feats/.stage3.done")"
   if stage_done "$token_dir/.stage4.done" "$sig"; then
     log "stage 4: token list already done ($token_list)"
   else
+    need 4 "$data_feats/$train_set/text" "stage 3 makes it (--stage 3)"
     log "stage 4: $token_type token list from $data_feats/$train_set/text (labeled text only)"
     stage_timer_start
     rm -f "$token_dir/.stage4.done"
@@ -361,10 +393,12 @@ asr_data_opts=(
 
 # ---- stage 5: ESPnet collect-stats ------------------------------------------------------------------
 if run_stage 5 && [ -z "$seed_model_dir" ]; then
-  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) nj=$nj $(cat "$token_dir/.stage4.done" 2>/dev/null)"
+  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) nj=$nj $(marker_of "$token_dir/.stage4.done")"
   if stage_done "$stats_dir/.stage5.done" "$sig"; then
     log "stage 5: collect-stats already done ($stats_dir)"
   else
+    need 5 "$token_list" "stage 4 makes it (--stage 4)"
+    need 5 "$data_feats/$valid_set/wav.scp" "stage 3 makes it (--stage 3)"
     log "stage 5: ESPnet collect-stats ($nj jobs) -> $stats_dir"
     stage_timer_start
     rm -rf "$stats_dir"
@@ -399,10 +433,11 @@ fi
 
 # ---- stage 6: seed training (stock ESPnet) --------------------------------------------------------
 if run_stage 6 && [ -z "$seed_model_dir" ]; then
-  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(cat "$stats_dir/.stage5.done" 2>/dev/null)"
+  sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(marker_of "$stats_dir/.stage5.done")"
   if stage_done "$seed_exp/.stage6.done" "$sig"; then
     log "stage 6: seed model already trained ($seed_exp)"
   else
+    need 6 "$stats_dir/train/feats_stats.npz" "stage 5 makes it (--stage 5)"
     log "stage 6: seed training with espnet2.bin.asr_train -> $seed_exp (log: $seed_exp/train.log)"
     stage_timer_start
     rm -f "$seed_exp/.stage6.done"
@@ -438,7 +473,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
   # Done already with this model file (path, size, time), these sets and options: skip, as the other stages do.
   local sig
   sig="model=$model $(stat -c '%s %Y' "$(readlink -f "$model")") sets=$test_sets batch=$decode_batch_size"
-  sig+=" espnet=$espnet_inference $(cat "$data_feats/.stage3.done" 2>/dev/null)"
+  sig+=" espnet=$espnet_inference $(marker_of "$data_feats/.stage3.done")"
   if stage_done "$dec/.done" "$sig"; then
     log "$exp: already decoded and scored with $(basename "$model") ($dec)"
     return 0
@@ -487,6 +522,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
 
 # ---- stage 7: decode + score the seed -------------------------------------------------------------
 if run_stage 7; then
+  need 7 "$seed_exp/config.yaml" "stage 6 trains the seed (--stage 6), or --seed_model_dir imports one"
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
   decode_and_score "$seed_exp"
@@ -539,7 +575,7 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
     extra=(--unlabeled_data_path_and_name_and_type "$data_feats/$unlabeled_set/wav.scp,speech,sound"
            --unlabeled_shape_file "$data_feats/$unlabeled_set/utt2num_samples")
   fi
-  sig="config=$(sha1sum < "$new_config" | cut -c1-12) seed=${seed_of[$run]} ngpu=$ngpu args=$pl_args $(cat "$seed_exp/.stage6.done" 2>/dev/null)"
+  sig="config=$(sha1sum < "$new_config" | cut -c1-12) seed=${seed_of[$run]} ngpu=$ngpu args=$pl_args $(marker_of "$seed_exp/.stage6.done")"
   if stage_done "$exp/.stage8.done" "$sig"; then
     log "stage 8: $run already trained"; rm -f "$new_config"; return 0
   fi
@@ -593,6 +629,8 @@ run_at_once() {
 }
 
 if run_stage 8; then
+  need 8 "$seed_exp/config.yaml" "stage 6 trains the seed (--stage 6), or --seed_model_dir imports one"
+  need 8 "$data_feats/$unlabeled_set/wav.scp" "stage 3 makes it (--stage 3)"
   # The seed epoch every continuation goes on from (0: no training state to branch from), read once.
   branch_after=0
   if [ -f "$seed_exp/checkpoint.pth" ]; then
@@ -605,6 +643,7 @@ fi
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
 # shellcheck disable=SC2317  # called through run_at_once
 decode_continuation() {  # decode_continuation <run>: stage 9 for one run
+  need 9 "$expdir/$1/config.yaml" "stage 8 trains it (--stage 8)"
   log "stage 9: greedy CTC decoding and scoring of $expdir/$1 on: $test_sets"
   stage_timer_start
   decode_and_score "$expdir/$1"
@@ -627,6 +666,10 @@ if run_stage 10; then
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" $continuation_runs --plots "$expdir/plots" "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
     --command "$invocation"
+fi
+if run_stage 10 || run_stage 7; then  # the results table on the terminal: no need to look for it
+  echo; awk '/^## /{show = ($0 ~ /^## (WER|Seed study)/)} show' "$expdir/RESULTS.md"
+  echo "(the whole report: $expdir/RESULTS.md)"
 fi
 # ---- stage 11: export for stock ESPnet and pack --------------------------------------------------------
 if run_stage 11; then

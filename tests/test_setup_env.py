@@ -21,14 +21,14 @@ def fake_bin(tmp_path: Path) -> Path:
     """A PATH folder with the few real programs the check uses, a logging apt-get and a pass-through sudo."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for program in ("bash", "dirname", "id", "env"):
+    for program in ("bash", "dirname", "id", "env", "true"):
         os.symlink(shutil.which(program), bin_dir / program)
     log = tmp_path / "apt-get.log"
     # The fake apt-get "installs" a package by making a fake of the program named like it.
     write_script(bin_dir / "apt-get", f'echo "$*" >> {log}\n'
                  f'for p in "$@"; do case $p in -*|update|install) ;; *) printf "#!/bin/sh\\n" > {bin_dir}/$p; '
                  f'{shutil.which("chmod")} +x {bin_dir}/$p ;; esac; done\n')
-    write_script(bin_dir / "sudo", 'exec "$@"\n')
+    write_script(bin_dir / "sudo", '[ "$1" = -n ] && shift\nexec "$@"\n')  # sudo -n: no password needed
     return bin_dir
 
 
@@ -54,7 +54,7 @@ def test_every_recipe_declares_its_system_tools():
 def test_missing_tool_stops_with_the_apt_get_command_and_runs_no_apt_get(fake_bin):
     write_script(fake_bin / "flite", "")
     write_script(fake_bin / "sclite", "")
-    proc = setup_env(fake_bin, "--recipes", str(REPO / "egs" / "synth_en"))
+    proc = setup_env(fake_bin, "--recipes", str(REPO / "egs" / "synth_en"), "--install_system_packages", "false")
     assert proc.returncode != 0
     assert "missing system tool: espeak-ng (Debian package espeak-ng; needed by egs/synth_en)" in proc.stderr
     assert "apt-get update && " in proc.stderr and "apt-get install -y espeak-ng" in proc.stderr
@@ -68,7 +68,7 @@ def test_a_recipe_checks_only_its_own_tools(fake_bin):
     for recipe in ("librispeech_100", "librilight_10h", "TEMPLATE"):
         proc = setup_env(fake_bin, "--recipes", str(REPO / "egs" / recipe))
         assert proc.returncode == 0, proc.stderr
-    proc = setup_env(fake_bin, "--recipes", "", "--tools", "shellcheck")
+    proc = setup_env(fake_bin, "--recipes", "", "--tools", "shellcheck", "--install_system_packages", "false")
     assert proc.returncode != 0 and "apt-get install -y shellcheck" in proc.stderr
     proc = setup_env(fake_bin, "--recipes", "", "--tools", "no-such-tool")
     assert proc.returncode != 0 and "unknown system tool 'no-such-tool'" in proc.stderr
@@ -82,3 +82,27 @@ def test_install_flag_runs_apt_get_for_the_missing_packages_only(fake_bin):
     calls = (fake_bin.parent / "apt-get.log").read_text().splitlines()
     assert calls == ["update -qq", "install -y -qq shellcheck flite"]
     assert (fake_bin / "shellcheck").exists()
+
+
+@pytest.mark.parametrize("who", ["root", "passwordless sudo", "sudo asking for a password"])
+def test_auto_installs_where_no_password_is_needed_and_otherwise_stops_with_the_command(fake_bin, who):
+    """The default (auto): as root, or where `sudo -n` works, apt-get runs and says what it installs; where sudo
+    would ask for a password, nothing is run and the command is printed."""
+    if who != "root":
+        (fake_bin / "id").unlink()  # the real id, linked by the fixture: we may well be root
+        write_script(fake_bin / "id", 'echo 1000\n')
+    if who == "sudo asking for a password":
+        write_script(fake_bin / "sudo", '[ "$1" = -n ] && { echo "sudo: a password is required" >&2; exit 1; }\n'
+                                        'exec "$@"\n')
+    write_script(fake_bin / "sclite", "")
+    proc = setup_env(fake_bin, "--recipes", str(REPO / "egs" / "librispeech_100"), "--tools", "shellcheck")
+    log = fake_bin.parent / "apt-get.log"
+    if who == "sudo asking for a password":
+        assert proc.returncode != 0 and "sudo apt-get install -y shellcheck" in proc.stderr
+        assert not log.exists()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert log.read_text().splitlines() == ["update -qq", "install -y -qq shellcheck"]
+        through = " through sudo" if who != "root" else ""
+        assert f"installing the missing system tools shellcheck: Debian packages shellcheck (apt-get{through};" \
+            in proc.stderr

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create or refresh softpl's environment; called by the stage engine (run.sh) for its recipe and by `make`.
 #   * system tools: those each recipe lists in egs/<recipe>/local/system_tools (one home per recipe), plus
-#     --tools. When one is missing it stops with the exact apt-get command to run; with
-#     --install_system_packages true it runs that apt-get itself (as root, else through sudo).
+#     --tools. When one is missing it installs it with apt-get, saying what it installs, where it can without
+#     asking (as root, or with sudo that needs no password); elsewhere, or with --install_system_packages false,
+#     it stops with the exact apt-get command to run (--install_system_packages true: through sudo, asking).
 #   * .venv at the repository root from a Python >= 3.12 (PATH first, then pyenv's installs),
 #     with softpl installed editable plus its test extras (pinned set in setup.py); --venv false skips it.
 # Idempotent: when nothing changed (setup.py unchanged, tools present) a second call takes about a second.
@@ -12,17 +13,19 @@ venv_dir="$root/.venv"
 
 recipes=all                    # recipe folders whose local/system_tools are checked: "all" (every egs/*), or none ("")
 tools=""                       # more system tools to check, e.g. "shellcheck" (make lint)
-install_system_packages=false  # true: install missing system tools with apt-get; false: stop and print the command
+install_system_packages=auto   # auto: install missing system tools with apt-get where no password is needed (root,
+                               # sudo -n), else stop and print the command; true: install (sudo may ask); false: stop
 venv=true                      # false: system tools only (no .venv)
-help_message="Usage: utils/setup_env.sh [--recipes all|\"DIR ...\"] [--tools \"TOOL ...\"] [--install_system_packages false|true] [--venv true|false]
+help_message="Usage: utils/setup_env.sh [--recipes all|\"DIR ...\"] [--tools \"TOOL ...\"] [--install_system_packages auto|true|false] [--venv true|false]
   --recipes                  recipe folders whose local/system_tools are checked (default: all, every egs/*)
   --tools                    more system tools to check (known: espeak-ng flite fortunes sclite shellcheck)
-  --install_system_packages  true: install what is missing with apt-get (as root, else through sudo);
-                             false (default): stop and print the apt-get command to run
+  --install_system_packages  auto (default): install what is missing with apt-get when that needs no password
+                             (root, or sudo -n), else stop and print the apt-get command to run;
+                             true: install (as root, else through sudo, which may ask); false: stop and print
   --venv                     false: check the system tools only, leave .venv alone (default: true)"
 . "$root/utils/parse_options.sh"
 [ $# -eq 0 ] || { echo "$0: unexpected argument '$1' (see --help)" >&2; exit 1; }
-case "$install_system_packages" in true|false) ;; *) echo "$0: --install_system_packages must be true or false" >&2; exit 1 ;; esac
+case "$install_system_packages" in auto|true|false) ;; *) echo "$0: --install_system_packages must be auto, true or false" >&2; exit 1 ;; esac
 case "$venv" in true|false) ;; *) echo "$0: --venv must be true or false" >&2; exit 1 ;; esac
 
 log() { echo "[setup_env] $*" >&2; }
@@ -79,10 +82,16 @@ missing_tools() {
 missing_tools
 if [ ${#missing[@]} -gt 0 ]; then
   as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  if [ "$install_system_packages" = auto ]; then  # install only where nobody has to type a password
+    install_system_packages=false
+    if [ ${#as_root[@]} -eq 0 ] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
+      install_system_packages=true
+    fi
+  fi
   if [ "$install_system_packages" = true ]; then
     command -v apt-get >/dev/null || { log "missing: ${missing[*]}; no apt-get here: install Debian's ${packages[*]} by hand"; exit 1; }
     [ ${#as_root[@]} -eq 0 ] || command -v sudo >/dev/null || { log "installing ${packages[*]} needs root (or sudo)"; exit 1; }
-    log "installing system packages: ${packages[*]}"
+    log "installing the missing system tools ${missing[*]}: Debian packages ${packages[*]} (apt-get${as_root[*]:+ through sudo}; --install_system_packages false stops instead)"
     "${as_root[@]}" apt-get update -qq >&2
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >&2
     missing_tools
@@ -92,7 +101,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     log "install them with:"
     sudo=${as_root[*]:+sudo }
     log "  ${sudo}apt-get update && ${sudo}apt-get install -y ${packages[*]}"
-    log "or let this script run it (--install_system_packages true; make: INSTALL_SYSTEM_PACKAGES=true):"
+    log "or let this script run it, through sudo (--install_system_packages true; make: INSTALL_SYSTEM_PACKAGES=true):"
     log "  $0 --recipes \"\" --tools \"${missing[*]}\" --install_system_packages true"
     exit 1
   fi
