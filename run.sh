@@ -158,11 +158,18 @@ trap say_why_on_exit EXIT
 # ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends or stops, unless
 # --epoch_images true (softpl.bin.training_images: ESPnet's own plotting over the run's checkpoint.pth).
 train() {  # train <log file> <python module> <options...>
-  local log_file=$1 module=$2 exp images=() rc=0 drawn; shift 2
+  local log_file=$1 module=$2 exp images=() rc=0 drawn follower; shift 2
   exp=$(dirname "$log_file")
   [ "$epoch_images" = true ] || images=(--use_matplotlib false)
+  : > "$log_file"  # the progress lines below read this run's log only
+  if [ "$num_nodes" -gt 1 ] && [ -z "$train_cmd" ]; then
+    echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1
+  fi
+  # A line per finished epoch on the terminal (ESPnet writes its summaries to the log only), until this shell
+  # ends or the training has.
+  $python -m softpl.bin.training_progress --log "$log_file" --pid "$BASHPID" &
+  follower=$!
   if [ "$num_nodes" -gt 1 ]; then
-    [ -n "$train_cmd" ] || { echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1; }
     $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --ngpu "$ngpu" --num_nodes "$num_nodes" \
       --init_file_prefix "$exp/.dist_init_" --multiprocessing_distributed true -- \
       $python -m "$module" "${images[@]}" "$@" || rc=$?
@@ -171,6 +178,8 @@ train() {  # train <log file> <python module> <options...>
   else
     $python -m "$module" "${images[@]}" "$@" --ngpu "$ngpu" > "$log_file" 2>&1 || rc=$?
   fi
+  kill -TERM "$follower" 2>/dev/null || true  # it reads the log once more, then ends
+  wait "$follower" || true
   # Also after a failed or stopped run (a collapse alarm with --pl_collapse_action stop): its finished epochs.
   if [ "$epoch_images" != true ] && [ -f "$exp/checkpoint.pth" ] \
       && ! drawn=$($python -m softpl.bin.training_images --exp_dir "$exp" 2>&1) && [ "$rc" -eq 0 ]; then

@@ -36,6 +36,8 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     out = run_recipe(recipe, "--stop_stage", "7", "--espnet_inference", "true", *common)
     for n in range(1, 8):
         assert f"stage {n}" in out
+    assert "[asr_seed] epoch 1/2, " in out and "[asr_seed] epoch 2/2, " in out  # progress while ESPnet trains
+    assert "|asr_seed/decode_greedy_valid.cer_ctc.ave|" in out  # the results table, on the terminal at the end
 
     # Data contract: the unlabeled set keeps its truth out of training.
     assert not (recipe / "dump/raw/train_unlabeled/text").exists()
@@ -74,6 +76,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     # Stages 8-10: the supervised ESPnet continuation, hard and soft pseudo-labeling, their decoding, the report.
     out = run_recipe(recipe, "--stage", "8", "--espnet_inference", "true", *common)
     runs = ("asr_supervised_cont", "pl_hard", "pl_soft")
+    assert all(f"[{run}] epoch 3/" in out for run in runs)  # each run's progress, prefixed by its name
     for run in runs:  # softpl-trained models decode with stock ESPnet inference too
         for decode in (GREEDY, "decode_espnet"):
             assert (recipe / "exp" / run / decode / "test_other/scores.json").exists()
