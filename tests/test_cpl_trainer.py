@@ -17,7 +17,8 @@ import torch
 from cpl_data import cpl_train_args, make_corpus
 from softpl.pl.labeler import TargetNeeds
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
-from softpl.train.cpl_trainer import dynamic_refresh_prob, reference_batches
+from softpl.pl.labeler import reference_batches
+from softpl.pl.slimipl import dynamic_refresh_prob
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 
@@ -181,7 +182,7 @@ def test_beam_transcripts_need_a_hybrid_model(corpus, tmp_path):
 
 
 def test_alarm_inputs_are_means_over_every_ranks_labelings():
-    from softpl.train.cpl_trainer import alarm_inputs
+    from softpl.metrics.collapse import alarm_inputs
 
     rank0 = {"pl_blank_rate": [0.9, 0.96], "pl_length_ratio": [0.5]}
     rank1 = {"pl_blank_rate": [0.2], "pl_mi_proxy": [1.0, 3.0]}  # labeled at other updates, so other keys too
@@ -193,7 +194,7 @@ def test_alarm_inputs_are_means_over_every_ranks_labelings():
 
     def alarm_totals(diag):
         import torch
-        from softpl.train.cpl_trainer import ALARM_INPUTS
+        from softpl.metrics.collapse import ALARM_INPUTS
         return torch.tensor([[sum(diag.get(k, [])), len(diag.get(k, []))] for k in ALARM_INPUTS], dtype=torch.float64)
 
     seen0, seen1 = alarm_inputs(rank0, other_ranks(rank1)), alarm_inputs(rank1, other_ranks(rank0))
@@ -206,9 +207,9 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
     """Churn costs one more teacher pass: under fixed refresh (a diagnostic) at the first refresh, then at the first
     one --pl_churn_interval or more unlabeled updates after the last; dynamic refresh sets p by it: every refresh."""
     from softpl.pl.cache import PLCache
-    from softpl.train import cpl_trainer
+    from softpl.pl import slimipl as slimipl_module
 
-    slimipl = object.__new__(cpl_trainer.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
+    slimipl = object.__new__(slimipl_module.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
     slimipl.opt = argparse.Namespace(pl_refresh=refresh, pl_churn_interval=100, pl_diag_interval=10**9)
     slimipl.cache = PLCache(capacity=5, refresh_prob=0.2, seed=0)
     slimipl.diag, slimipl.refresh_prob, slimipl.token_prior = defaultdict(list), 0.2, None
@@ -220,7 +221,7 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
         {"keys": [], "labels": [], "aug_seed": None}
     slimipl._churn = lambda model, entry, device: churned_at.append(slimipl.unlabeled_updates) or 0.0
     slimipl._entry_input = lambda model, entry, device: {}
-    monkeypatch.setattr(cpl_trainer, "pseudo_label_batch", lambda labels, needs, **kwargs: {})
+    monkeypatch.setattr(slimipl_module, "pseudo_label_batch", lambda labels, needs, **kwargs: {})
     model = argparse.Namespace(pl_target="hard", hybrid=False)
     for _ in range(1000):
         slimipl._unlabeled_step(model, reporter=None, device="cpu")
@@ -237,7 +238,7 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
     """--pl_label_dtype: the labeling passes and the labeled reference at PL start run at the named precision
     (auto: the training forward's, fp32 on CPU whatever --use_amp says, as ESPnet trains on CPU); the
     posteriors come back in fp32."""
-    from softpl.train import cpl_trainer
+    from softpl.pl import slimipl as slimipl_module
     from test_cpl_model import build_model
 
     model = build_model(tmp_path)
@@ -246,11 +247,11 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
     speech, lengths = torch.randn(2, 7, 8), torch.tensor([7, 5])
     labeled = {"speech": speech, "speech_lengths": lengths, "text_lengths": torch.tensor([2, 1])}
     for label_dtype, dtype in (("auto", torch.float32), ("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-        slimipl = object.__new__(cpl_trainer.SlimIPL)  # what _teacher_pass and start read, nothing more
+        slimipl = object.__new__(slimipl_module.SlimIPL)  # what _teacher_pass and start read, nothing more
         slimipl.opt = argparse.Namespace(
             pl_label_dtype=label_dtype, use_amp=True, pl_transcript="greedy", pl_dropout=None, pl_teacher="live",
             seed=0, pl_prior_batches=1, pl_unlabeled_per_labeled=4, pl_cache_size=2, pl_refresh_prob=0.1)
-        slimipl.teacher, slimipl.rank, slimipl.updates = None, 0, 0
+        slimipl.teacher, slimipl.rank, slimipl.updates, slimipl.needs = None, 0, 0, TargetNeeds(transcript=True)
         slimipl.labeled = argparse.Namespace(sampler=argparse.Namespace(generate=lambda epoch: [("a", "b")]))
         slimipl._load = lambda factory, keys: (keys, labeled)
         dtypes.clear()
@@ -263,7 +264,7 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
 def test_auto_labeling_precision_is_half_on_gpu_with_use_amp(tmp_path):
     """On a GPU, auto labels under ESPnet's own --use_amp autocast (bf16 where the GPU has it, else fp16)."""
     from softpl.pl.labeler import teacher_log_probs
-    from softpl.train.cpl_trainer import labeling_autocast
+    from softpl.pl.labeler import labeling_autocast
     from test_cpl_model import build_model
 
     model = build_model(tmp_path).cuda()
@@ -281,7 +282,7 @@ def test_oracle_transcripts_are_the_truth_tokenized_as_the_labeled_text(tmp_path
     an unlabeled utterance without truth is an error naming it."""
     from espnet2.train.preprocessor import CommonPreprocessor
     from cpl_data import TOKENS
-    from softpl.train.cpl_trainer import reference_tokenizer
+    from softpl.pl.labeler import reference_tokenizer
 
     preprocess = CommonPreprocessor(train=True, token_type="char", token_list=TOKENS, space_symbol="▁")
     unlabeled = argparse.Namespace(dataset=argparse.Namespace(preprocess=preprocess))

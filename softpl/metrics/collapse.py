@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -211,3 +211,20 @@ class CollapseAlarm:
         self.fired_step = state["fired_step"]
         self.fired_reason = state["fired_reason"]
         self.start_length_ratio = state.get("start_length_ratio")  # absent in states saved before the drop test
+
+
+ALARM_INPUTS = ("pl_blank_rate", "pl_mi_proxy", "pl_length_ratio")
+
+
+def alarm_inputs(diag: Mapping[str, list[float]], reduce_sum: Callable[[torch.Tensor], None]) -> dict[str, float]:
+    """The collapse alarm's inputs for one report: means over the labelings of every rank since the last report.
+
+    Under DDP each rank labels its own shard; with its own statistics one rank could stop while the others
+    wait for it in the next all-reduce. Sums and counts are reduced over ranks (``reduce_sum``, a collective
+    called by every rank at every report), so every rank feeds its alarm the same numbers and acts alike.
+    """
+    totals = torch.tensor([[sum(diag.get(key, [])), len(diag.get(key, []))] for key in ALARM_INPUTS],
+                          dtype=torch.float64)
+    reduce_sum(totals)
+    return {key.removeprefix("pl_"): total / count
+            for key, (total, count) in zip(ALARM_INPUTS, totals.tolist()) if count > 0}

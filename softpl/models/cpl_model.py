@@ -4,7 +4,7 @@ A labeled batch (``text`` present) is ESPnet's own step (``ESPnetASRModel.forwar
 CTC/attention when ``ctc_weight`` < 1 and the model has a decoder); in validation the model also reports
 greedy-CTC CER/WER and its posterior statistics. Frame-level pseudo-labels come from the CTC branch, so
 ``ctc_weight`` must be > 0. An unlabeled batch carries the pseudo-label tensors the trainer made
-(:mod:`softpl.train.cpl_trainer`):
+(:mod:`softpl.pl.slimipl`):
 the CTC branch's loss is chosen by ``pl_target`` plus optional regularizers (below); a hybrid model's attention
 branch trains on the pseudo-transcript (greedy CTC, or the trainer's joint beam search), and the two are weighted
 by ``ctc_weight`` as ESPnet weighs them

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Iterator
 
+import numpy as np
 import torch
+from espnet2.train.trainer import autocast_args
 
 from softpl.pl.targets import frame_id_batch, make_pseudo_labels, pack_soft_targets, sample_paths, PseudoLabel
 
@@ -89,6 +92,51 @@ def frontend_features(model, speech: torch.Tensor, speech_lengths: torch.Tensor)
     with teacher_mode(model), torch.autocast(speech.device.type, enabled=False):
         feats = model.collect_feats(speech, speech_lengths, None, None)
     return feats["feats"], feats["feats_lengths"]
+
+
+def labeling_autocast(label_dtype: str, use_amp: bool, device: str):
+    """The precision of every teacher pass (``--pl_label_dtype``). Labeling runs in the trainer's batch iterator,
+    outside the autocast of ESPnet's training forward, so ``auto`` enters that autocast itself (``--use_amp`` on
+    a GPU: bf16 where the GPU has it, else fp16; fp32 otherwise, as ESPnet trains on CPU); a dtype names the
+    precision outright (an autocast on the labeling device; the posteriors are returned in fp32 either way)."""
+    if label_dtype == "auto":
+        return torch.autocast("cuda", enabled=use_amp and device == "cuda", **autocast_args)
+    if label_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device, dtype=getattr(torch, label_dtype))
+
+
+def on_host(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch's tensors on the host, where the cache keeps them (tensors already there are not copied)."""
+    return {key: value.cpu() for key, value in batch.items()}
+
+
+def reference_batches(batches: list, num: int, seed: int) -> list:
+    """``num`` distinct batches drawn at random by ``seed`` (all of them when there are fewer): the labeled
+    reference at PL start. Not the first ones: ESPnet's samplers sort batches by length, longest first."""
+    order = np.random.RandomState(seed).permutation(len(batches))
+    return [batches[i] for i in order[:num]]
+
+
+def reference_tokenizer(unlabeled, text_ref: dict[str, str], keys: list[str]) -> Callable[[str], list[int]]:
+    """Token ids of an unlabeled utterance's truth (``text.ref``), tokenized by the unlabeled set's own ESPnet
+    preprocessor (the labeled text's tokenizer and token list): the transcripts of the oracle target. Every
+    utterance of ``keys`` must have its truth."""
+    missing = [key for key in keys if key not in text_ref]
+    if missing:
+        raise ValueError(
+            f"pl_target oracle trains on the truth of the unlabeled set, but {len(missing)} of its {len(keys)} "
+            f"utterances have none (first: {', '.join(missing[:3])}); give --unlabeled_text_ref <file> holding "
+            "every utterance, or choose another pl_target")
+    preprocess = unlabeled.dataset.preprocess
+    if preprocess is None:
+        raise ValueError("pl_target oracle needs the task's text preprocessor (token_type and token_list) to "
+                         "tokenize text.ref")
+
+    def tokens(key: str) -> list[int]:
+        return preprocess(key, {"text": text_ref[key]})["text"].tolist()
+
+    return tokens
 
 
 def label_batch(

@@ -8,7 +8,7 @@ DDP sharding, checkpoints, inference compatibility). Added:
   override the sizes), sharded across ranks like the training set;
 - ``--unlabeled_text_ref``: its truth, read for the pseudo-label WER diagnostic and by the oracle target
   (``pl_target: oracle``; default: ``text.ref`` beside the unlabeled ``wav.scp`` when it exists);
-- the trainer's ``--pl_*`` options (:mod:`softpl.train.cpl_trainer`);
+- the trainer's ``--pl_*`` options (:mod:`softpl.train.options`);
 - a refusal of ``--ngpu`` > 1 in one process (torch.nn.DataParallel): one process per GPU instead.
 """
 from __future__ import annotations
