@@ -18,9 +18,6 @@ P = torch.tensor([[[0.25, 0.5, 0.25], [0.5, 0.25, 0.25]]], dtype=torch.float64)
 # CE frame 0 = -(1/2 ln 1/4 + 1/4 ln 1/2 + 1/4 ln 1/4) = (1 + 1/4 + 1/2) ln 2 = 1.75 ln 2
 # CE frame 1 = -ln 1/2 = ln 2
 CE_FRAMES = (1.75 * LN2, LN2)
-# H(q) frame 0 = -(1/2 ln 1/2 + 2 * 1/4 ln 1/4) = 1.5 ln 2; frame 1 = 0 (0 log 0 = 0)
-# KL = CE - H(q): frame 0 = 0.25 ln 2, frame 1 = ln 2
-KL_FRAMES = (0.25 * LN2, LN2)
 
 
 def _batch_of_two() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -42,24 +39,16 @@ def test_valid_frame_mask_rejects_length_beyond_frames():
         valid_frame_mask(torch.tensor([3, 4]), 3)
 
 
-def test_soft_ce_and_kl_hand_values():
-    lengths = torch.tensor([2])
-    ce = soft_cross_entropy(P.log(), Q, lengths, kind="ce")
-    kl = soft_cross_entropy(P.log(), Q, lengths, kind="kl")
+def test_soft_ce_hand_values():
+    ce = soft_cross_entropy(P.log(), Q, torch.tensor([2]))
     assert ce.item() == pytest.approx(sum(CE_FRAMES) / 2)  # 1.375 ln 2
-    assert kl.item() == pytest.approx(sum(KL_FRAMES) / 2)  # 0.625 ln 2
 
 
-def test_kl_of_identical_distributions_is_zero():
-    assert soft_cross_entropy(Q.clamp(min=1e-30).log(), Q, torch.tensor([2]), kind="kl").item() == pytest.approx(0.0)
-
-
-@pytest.mark.parametrize("kind", ["ce", "kl"])
-def test_gradient_wrt_logits_is_p_minus_q_times_weight_over_valid_frames(kind):
+def test_gradient_wrt_logits_is_p_minus_q_times_weight_over_valid_frames():
     logits, target, lengths = _batch_of_two()
     weights = torch.tensor([[1.0, 0.5, 0.0], [0.25, 1.0, 0.0]], dtype=torch.float64)
     logits.requires_grad_(True)
-    soft_cross_entropy(torch.log_softmax(logits, -1), target, lengths, weights, kind=kind).backward()
+    soft_cross_entropy(torch.log_softmax(logits, -1), target, lengths, weights).backward()
     expected = (torch.softmax(logits.detach(), -1) - target) * weights.unsqueeze(-1) / 5  # N = 3 + 2
     expected[1, 2] = 0.0  # padding
     torch.testing.assert_close(logits.grad, expected)
@@ -70,22 +59,21 @@ def test_ce_and_kl_have_identical_gradients():
     grads = []
     for kind in ("ce", "kl"):
         leaf = logits.clone().requires_grad_(True)
-        soft_cross_entropy(torch.log_softmax(leaf, -1), target, lengths, kind=kind).backward()
+        soft_cross_entropy(torch.log_softmax(leaf, -1), target, lengths).backward()
         grads.append(leaf.grad)
     torch.testing.assert_close(grads[0], grads[1])
 
 
-@pytest.mark.parametrize("kind", ["ce", "kl"])
-def test_padding_frames_change_neither_value_nor_gradient(kind):
+def test_padding_frames_change_neither_value_nor_gradient():
     logits, target, lengths = _batch_of_two()
     clean = torch.log_softmax(logits, -1).requires_grad_(True)
-    loss_clean = soft_cross_entropy(clean, target, lengths, kind=kind)
+    loss_clean = soft_cross_entropy(clean, target, lengths)
     loss_clean.backward()
     garbage_logits, garbage_target = clean.detach().clone(), target.clone()
     garbage_logits[1, 2] = torch.tensor([float("nan"), float("-inf"), 7.0, -3.0])
     garbage_target[1, 2] = torch.tensor([5.0, -1.0, float("nan"), 0.3])
     garbage = garbage_logits.requires_grad_(True)
-    loss_garbage = soft_cross_entropy(garbage, garbage_target, lengths, kind=kind)
+    loss_garbage = soft_cross_entropy(garbage, garbage_target, lengths)
     loss_garbage.backward()
     assert loss_garbage.item() == pytest.approx(loss_clean.item())
     torch.testing.assert_close(garbage.grad, clean.grad)
@@ -104,9 +92,7 @@ def test_half_weight_halves_that_frame():
     assert loss.item() == pytest.approx(1.125 * LN2)
 
 
-def test_soft_ce_rejects_unknown_kind_and_mismatched_shapes():
-    with pytest.raises(ValueError, match="kind must be 'ce' or 'kl'"):
-        soft_cross_entropy(P.log(), Q, torch.tensor([2]), kind="js")
+def test_soft_ce_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="target_probs must have the shape"):
         soft_cross_entropy(P.log(), Q[:, :1], torch.tensor([2]))
     with pytest.raises(ValueError, match=r"frame_weights must have shape \(B, T\) = \(1, 2\)"):

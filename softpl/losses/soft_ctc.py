@@ -16,7 +16,6 @@ over frames, the per-frame KL summed over frames is the KL between teacher and s
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -79,13 +78,11 @@ def soft_cross_entropy(
     target_probs: torch.Tensor,
     lengths: torch.Tensor,
     frame_weights: torch.Tensor | None = None,
-    kind: Literal["ce", "kl"] = "ce",
 ) -> torch.Tensor:
-    """Frame-averaged soft-target loss of the student against teacher posteriors q.
+    """Frame-averaged soft-target cross-entropy ``-sum_k q log p`` of the student against teacher posteriors q.
 
-    ``kind="ce"``: ``-sum_k q log p`` per frame.  ``kind="kl"``: ``KL(q || p) = CE - H(q)`` with 0 log 0 = 0; it
-    differs from CE by the teacher entropy, a constant, so both have the same gradient: ``(p - q) * w / N`` with
-    respect to the student's logits.
+    Its gradient with respect to the student's logits is ``(p - q) * w / N``; KL(q || p) differs from it by the
+    teacher entropy, a constant, so it would train the same (softpl offers CE alone).
     """
     valid = checked_valid_mask(log_probs, lengths)
     if target_probs.shape != log_probs.shape:
@@ -93,12 +90,7 @@ def soft_cross_entropy(
             f"target_probs must have the shape of log_probs {tuple(log_probs.shape)}, got {tuple(target_probs.shape)}"
         )
     log_probs, target_probs = zero_padding(log_probs, valid), zero_padding(target_probs, valid)
-    if kind == "ce":
-        frame_losses = -(target_probs * log_probs).sum(-1)
-    elif kind == "kl":
-        frame_losses = F.kl_div(log_probs, target_probs, reduction="none").sum(-1)
-    else:
-        raise ValueError(f"kind must be 'ce' or 'kl', got {kind!r}")
+    frame_losses = -(target_probs * log_probs).sum(-1)
     return average_over_frames(frame_losses, valid, frame_weights)
 
 

@@ -13,12 +13,11 @@ by ``ctc_weight`` as ESPnet weighs them
 ==================  =====================================================================================
 key                 meaning
 ==================  =====================================================================================
-pl_target           ``hard``: CTC on the pseudo-transcript (slimIPL) · ``soft``: frame-level CE/KL against
+pl_target           ``hard``: CTC on the pseudo-transcript (slimIPL) · ``soft``: frame-level CE against
                     the cached posteriors · ``frame_hard``: frame-level CE against the per-frame argmax (no
                     CTC) · ``sampled``: CTC on a path sampled from the tempered posteriors, collapsed ·
                     ``oracle``: CTC on the cached utterances' true transcripts (``text.ref``), through the same
                     cache, refresh and schedule as ``hard``: the ceiling of pseudo-labeling in a regime
-soft_loss           ``ce`` or ``kl`` (same gradient; KL reads 0 when student == teacher)
 soft_temperature    τ applied to the cached posteriors: q ∝ q^(1/τ); τ < 1 sharpens
 soft_reduction      ``utterance``: sum over frames, mean over utterances, as ESPnet's CTC loss (scale 1
                     puts soft and CTC losses on one scale) · ``frame``: mean over frames (the flashlight
@@ -66,7 +65,6 @@ class CPLASRModel(ESPnetASRModel):
         self,
         *args,
         pl_target: str = "hard",
-        soft_loss: str = "ce",
         soft_temperature: float = 1.0,
         soft_reduction: str = "utterance",
         soft_scale: float = 1.0,
@@ -86,8 +84,7 @@ class CPLASRModel(ESPnetASRModel):
                 f"model cpl labels with its CTC branch: model_conf.ctc_weight must be > 0 (got {self.ctc_weight})"
             )
         self.hybrid = self.decoder is not None and self.ctc_weight < 1.0
-        choices = {"pl_target": (pl_target, PL_TARGETS), "soft_loss": (soft_loss, ("ce", "kl")),
-                   "soft_reduction": (soft_reduction, ("utterance", "frame")),
+        choices = {"pl_target": (pl_target, PL_TARGETS), "soft_reduction": (soft_reduction, ("utterance", "frame")),
                    "blank_handling": (blank_handling, BLANK_HANDLING)}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -97,7 +94,6 @@ class CPLASRModel(ESPnetASRModel):
         if not 0.0 <= confidence_threshold < 1.0:
             raise ValueError(f"model_conf.confidence_threshold must be in [0, 1), got {confidence_threshold}")
         self.pl_target = pl_target
-        self.soft_loss = soft_loss
         self.soft_temperature = soft_temperature
         self.soft_reduction = soft_reduction
         self.soft_scale = soft_scale
@@ -276,7 +272,7 @@ class CPLASRModel(ESPnetASRModel):
                 loss_main = reg.factorized_blank_loss(log_probs, target_probs, enc_lens, self.blank_id, weights,
                                                       weight_by_nonblank_mass=False)
             else:
-                loss_main = soft_cross_entropy(log_probs, target_probs, enc_lens, weights, kind=self.soft_loss)
+                loss_main = soft_cross_entropy(log_probs, target_probs, enc_lens, weights)
             loss_main = frame_scale * loss_main
             stats["loss_pl_soft"] = loss_main.detach()
         else:  # frame_hard
