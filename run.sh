@@ -530,6 +530,14 @@ decode_and_score() {  # decode_and_score <exp_dir>
 }
 
 # ---- stage 7: decode + score the seed -------------------------------------------------------------
+# What the report records beside the scores: the data (each data dir's fingerprint) and the training threads.
+pl_threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}  # per stage-8 run
+report_opts=(--threads "${OMP_NUM_THREADS:-$(nproc)} for the seed, $pl_threads per stage-8 run ($pl_nj at a time)")
+for set in $all_sets; do
+  [ "$set" = "${train_set%_sp}" ] && set=$train_set  # the labeled set trained on (speed-perturbed or not)
+  [ ! -f "$data_feats/$set/wav.scp" ] || report_opts+=(--data_dirs "$data_feats/$set")
+done
+
 if run_stage 7; then
   need 7 "$seed_exp/config.yaml" "stage 6 trains the seed (--stage 6), or --seed_model_dir imports one"
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
@@ -537,7 +545,7 @@ if run_stage 7; then
   decode_and_score "$seed_exp"
   # shellcheck disable=SC2086  # --sets takes one argument per test set
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
-    --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation"
+    --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation" "${report_opts[@]}"
   stage_timer_end 7
 fi
 
@@ -627,7 +635,7 @@ run_at_once() {
     for run in "$@"; do "$fn" "$run" || return 1; done
     return 0
   fi
-  threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}
+  threads=$pl_threads
   for run in "$@"; do
     if [ "$running" -ge "$pl_nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
     (export OMP_NUM_THREADS=$threads; "$fn" "$run") &
@@ -674,7 +682,7 @@ if run_stage 10; then
   # shellcheck disable=SC2086
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" $continuation_runs --plots "$expdir/plots" "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
-    --command "$invocation"
+    --command "$invocation" "${report_opts[@]}"
 fi
 if run_stage 10 || run_stage 7; then  # the results table on the terminal: no need to look for it
   echo; awk '/^## /{show = ($0 ~ /^## (WER|Seed study)/)} show' "$expdir/RESULTS.md"

@@ -137,3 +137,18 @@ def test_load_audio_accepts_a_streamed_wav_header(tmp_path):
     wav.write_bytes(bytes(data))
     samples, _ = load_audio(str(wav))
     assert len(samples) == 500
+
+
+def test_fingerprint_covers_ids_transcripts_and_audio_bytes_not_paths(tmp_path):
+    def data_dir(name, transcript="HELLO", frames=3200, utt="u1"):
+        d = tmp_path / name
+        d.mkdir()
+        wav = write_wav(d / "a.wav", frames=frames)
+        write_data_dir(d, DataDir(wav_scp={utt: str(wav)}, text={utt: transcript}, utt2spk={utt: "s"}))
+        return DataDir.load(d).fingerprint()
+
+    reference = data_dir("ref")
+    assert len(reference) == 16 and data_dir("elsewhere") == reference  # the same data at another path
+    assert data_dir("text", transcript="HELLO THERE") != reference
+    assert data_dir("audio", frames=3201) != reference
+    assert data_dir("ids", utt="u2") != reference

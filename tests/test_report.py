@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from softpl.bin import report, score
+from softpl.data.datadir import DataDir
 from softpl.scoring.sclite import find_sclite
 from softpl.scoring.wer import ErrorCounts
 
@@ -156,6 +157,7 @@ def test_report_summary_order_values_and_header(exp_dir, tmp_path, caplog):
     assert "- command: `./run.sh --stage 10`\n" in text
     assert "- machine: `" in text and " cores" in text
     assert "- espnet version: `espnet " in text and "- pytorch version: `pytorch " in text
+    assert "- system tools: `" in text and "sctk " in text  # the scorer's version (installed by make test)
     (table,) = _tables(text)
     assert list(table[0]) == ["model", "test WER", "test CER", "dev WER", "dev CER"]
     assert table == [
@@ -224,3 +226,18 @@ def test_report_names_a_broken_scores_file(exp_dir, tmp_path):
     _write(exp_dir / "pl_soft" / "decode_greedy" / "test" / "scores.json", '{"wer": {}}')
     with pytest.raises(ValueError, match=r"test/scores.json: no cer scores; rerun softpl.bin.score"):
         report.report(exp_dir, tmp_path / "RESULTS.md", "t", "cmd")
+
+
+def test_report_header_records_data_fingerprints_and_threads(exp_dir, tmp_path):
+    """Runs on two machines can tell whether they saw the same data, and with how many threads they trained."""
+    data = tmp_path / "dev"
+    data.mkdir()
+    (data / "wav.scp").write_text("u1 cmd1 |\nu2 cmd2 |\n")
+    (data / "text").write_text("u1 A\nu2 B\n")
+    out = tmp_path / "RESULTS.md"
+    report.main(["--exp_dir", str(exp_dir), "--out", str(out), "--sets", "dev", "--data_dirs", str(data),
+                 "--threads", "2 for the seed, 1 per stage-8 run (2 at a time)"])
+    text = out.read_text()
+    fingerprint = DataDir.load(data).fingerprint()
+    assert f"- data {data}: `2 utterances, fingerprint {fingerprint}`" in text
+    assert ", threads: 2 for the seed, 1 per stage-8 run (2 at a time)" in text

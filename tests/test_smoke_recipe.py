@@ -88,6 +88,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     assert [row.split("|")[1].split("/")[0] for row in rows] == ["asr_seed", *runs]  # baselines first
     assert "final PL blank rate" in table and "collapse alarm" in table
     assert "unlabeled set labeled (utts / audio)" in table and "% / " in table  # coverage of each PL run
+    assert "- data dump/raw/dev: `6 utterances, fingerprint " in table and "threads: " in table  # comparable runs
     # Every continuation branched from the seed's last training state: epochs numbered on from the seed's 2.
     for run in runs:
         log = (recipe / "exp" / run / "train.log").read_text()

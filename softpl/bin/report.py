@@ -22,6 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from softpl.data.datadir import DataDir
 from softpl.scoring.history import final_pl_summary, plot_curves, read_history
 from softpl.scoring.results import (decode_results_md, discovered_sets, environment, find_decodes,
                                     select_models, summary_md)
@@ -71,15 +72,26 @@ def curves(exp_dir: Path, pl_runs: list[str], baseline_runs: list[str], plots: P
     return "\n## Curves (against updates)\n\n" + "".join(f"![{p.stem}]({p})\n" for p in rel)
 
 
+def data_fingerprints(data_dirs: list[Path]) -> dict[str, str]:
+    """Header lines of the data the rows were trained and scored on: per data dir its size and fingerprint (ids,
+    transcripts, audio bytes), so that runs on two machines can tell whether they saw the same data."""
+    fingerprints = {}
+    for path in data_dirs:
+        data = DataDir.load(path)
+        fingerprints[f"data {path}"] = f"{len(data.wav_scp)} utterances, fingerprint {data.fingerprint()}"
+    return fingerprints
+
+
 def report(exp_dir: Path, out: Path, title: str, command: str, sets: list[str] | None = None,
            models: list[str] | None = None, plots: Path | None = None,
-           plot_variants: list[str] | None = None, branch_from: str | None = None) -> None:
+           plot_variants: list[str] | None = None, branch_from: str | None = None,
+           data_dirs: list[Path] | None = None, threads: str | None = None) -> None:
     """Write every decode folder's RESULTS.md and the summary ``out`` (and curves under ``plots``)."""
     decodes = find_decodes(exp_dir)
     if not decodes:
         raise FileNotFoundError(f"{exp_dir}: no <model>/decode_*/<set>/scores.json; decode and score first "
                                 "(stages 7 and 9, softpl.bin.score)")
-    env = environment(command)
+    env = {**environment(command, threads), **data_fingerprints(data_dirs or [])}
     chosen = select_models(decodes, models)
     sets = sets or discovered_sets(chosen)
     pl_runs = [name for name in dict.fromkeys(d.model for d in chosen)
@@ -113,13 +125,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder for PNG curves of the pseudo-labeling runs (linked); absent or '': no curves")
     parser.add_argument("--plot_variants", nargs="+",
                         help="pseudo-labeling variants drawn in the curves, e.g. pl_hard pl_soft (default: all)")
+    parser.add_argument("--data_dirs", type=Path, nargs="+", action="extend", default=[],
+                        help="data dirs the runs were trained and scored on: their fingerprints are recorded")
+    parser.add_argument("--threads", help="the CPU threads training used, as recorded in the machine line")
     parser.add_argument("--branch_from", help="the seed model the continuation runs branched from: its last epoch "
                                               "starts every curve, and it is not drawn as a run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     command = args.command or "python -m softpl.bin.report " + shlex.join(sys.argv[1:] if argv is None else argv)
     report(args.exp_dir, args.out, args.title, command, args.sets, args.models, args.plots, args.plot_variants,
-           args.branch_from)
+           args.branch_from, args.data_dirs, args.threads)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ as :class:`Problem` values (file, line, utterance id, what is wrong, what to do)
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -192,6 +193,18 @@ class DataDir:
         if self.utt2dur is not None:
             return sum(self.utt2dur.values())
         return sum(audio_seconds(entry) for entry in self.wav_scp.values())
+
+    def fingerprint(self) -> str:
+        """A hash (16 hex digits) over the utterance ids, transcripts (``text``, else ``text.ref``) and the bytes of
+        every audio file: two runs whose data dirs have the same fingerprint saw the same data. A Kaldi command
+        (``cmd |``) counts as its text, not its output."""
+        transcripts = self.text if self.text is not None else (self.text_ref or {})
+        digest = hashlib.sha256()
+        for utt in sorted(self.wav_scp, key=byte_order):
+            entry = self.wav_scp[utt]
+            audio = entry.encode() if is_pipe(entry) else hashlib.sha256(Path(entry).read_bytes()).digest()
+            digest.update(b"\0".join((utt.encode(), transcripts.get(utt, "").encode(), audio)) + b"\n")
+        return digest.hexdigest()[:16]
 
 
 def write_data_dir(dst: str | Path, data: DataDir) -> None:

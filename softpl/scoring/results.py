@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -99,8 +100,23 @@ def espnet_row(dataset: str, counts: ErrorCounts) -> dict[str, object]:
     return row
 
 
-def environment(command: str) -> dict[str, str]:
-    """Date, command, machine (CPU model, cores, GPU) and software versions, for the header of a RESULTS.md."""
+# Debian packages whose versions a report records when they are installed: the corpus renderers and scoring.
+SYSTEM_PACKAGES = ("espeak-ng", "flite", "fortunes", "sctk", "sox")
+
+
+def system_package_versions(packages: Sequence[str] = SYSTEM_PACKAGES) -> str:
+    """``name version`` of each installed Debian package of ``packages`` (empty where dpkg is absent)."""
+    try:
+        done = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version}\n", *packages],
+                              capture_output=True, text=True)
+    except OSError:
+        return ""
+    return ", ".join(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("installed "))
+
+
+def environment(command: str, threads: str | None = None) -> dict[str, str]:
+    """Date, command, machine (CPU model, cores, training threads, GPU) and software versions (Python packages
+    and the system tools that made and scored the data), for the header of a RESULTS.md."""
     import espnet  # here: the scoring processes that import this module (one per decoded set) need neither,
     import torch  # and torch's import is most of their start-up
     cpu = platform.processor() or platform.machine()
@@ -110,8 +126,11 @@ def environment(command: str) -> dict[str, str]:
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
     machine = f"{cpu}, {os.cpu_count()} cores"
+    if threads:
+        machine += f", threads: {threads}"
     if torch.cuda.is_available():
         machine += f", GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    tools = system_package_versions()
     return {
         "date": datetime.now().astimezone().strftime("%a %b %d %H:%M:%S %Z %Y"),
         "command": command,
@@ -119,6 +138,7 @@ def environment(command: str) -> dict[str, str]:
         "python version": sys.version.replace("\n", " "),
         "espnet version": f"espnet {espnet.__version__}",
         "pytorch version": f"pytorch {torch.__version__}",
+        **({"system tools": tools} if tools else {}),
     }
 
 
