@@ -18,7 +18,7 @@ from cpl_data import cpl_train_args, make_corpus
 from softpl.pl.labeler import TargetNeeds
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
 from softpl.pl.labeler import reference_batches
-from softpl.pl.slimipl import dynamic_refresh_prob
+from softpl.pl.slimipl import dynamic_refresh_prob, planned_labelings
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 
@@ -33,6 +33,12 @@ def cpl_train(args, log, **kwargs):
     with open(log, "a") as f:
         return subprocess.Popen([sys.executable, "-m", "softpl.bin.cpl_train", *args], stdout=f,
                                 stderr=subprocess.STDOUT, **kwargs)
+
+
+def test_planned_labelings_are_the_first_fill_and_one_per_refresh():
+    assert planned_labelings(480, cache_size=50, refresh_prob=0.2) == 50 + 0.2 * 430  # the old default: 136
+    assert planned_labelings(480, cache_size=100, refresh_prob=0.25) == 195  # egs/synth_en R1: its 194 batches
+    assert planned_labelings(30, cache_size=50, refresh_prob=0.2) == 50  # a run shorter than the first fill
 
 
 def test_dynamic_refresh_rises_with_churn_and_saturates():
@@ -108,6 +114,9 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
         assert "pl_churn=" in summary and 0.5 <= p <= 0.9
+    # 4 labeled batches x 2: 8 unlabeled updates label 2 (the fill) + 0.5 x 6 (the refreshes) of 6 batches
+    assert "this run's 8 unlabeled updates will label about 5 batches of the 6 unlabeled ones (83 % of the set): " \
+        "raise pl_cache_size" in log
     history = [json.loads(line) for line in (out_dir / "cpl_history.jsonl").read_text().splitlines()]
     coverage = history[0].pop("pl_coverage"), history[0].pop("pl_coverage_audio")
     assert history == [{"epoch": 1, "updates": 12, "pl_started": True}]  # 4 labeled batches x (1 + 2)
@@ -250,13 +259,15 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
         slimipl = object.__new__(slimipl_module.SlimIPL)  # what _teacher_pass and start read, nothing more
         slimipl.opt = argparse.Namespace(
             pl_label_dtype=label_dtype, use_amp=True, pl_transcript="greedy", pl_dropout=None, pl_teacher="live",
-            seed=0, pl_prior_batches=1, pl_unlabeled_per_labeled=4, pl_cache_size=2, pl_refresh_prob=0.1)
+            seed=0, pl_prior_batches=1, pl_unlabeled_per_labeled=4, pl_cache_size=2, pl_refresh_prob=0.1,
+            max_epoch=1, num_iters_per_epoch=None)
+        slimipl.stream = argparse.Namespace(batches=[("u1",), ("u2",)])
         slimipl.teacher, slimipl.rank, slimipl.updates, slimipl.needs = None, 0, 0, TargetNeeds(transcript=True)
         slimipl.labeled = argparse.Namespace(sampler=argparse.Namespace(generate=lambda epoch: [("a", "b")]))
         slimipl._load = lambda factory, keys: (keys, labeled)
         dtypes.clear()
         log_probs, _, _ = slimipl._teacher_pass(model, {"speech": speech, "speech_lengths": lengths}, "cpu")
-        slimipl.start(model, "cpu")
+        slimipl.start(model, "cpu", epoch=1)
         assert dtypes == [dtype, dtype] and log_probs.dtype == torch.float32, label_dtype
 
 

@@ -39,6 +39,12 @@ from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
 
 
+def planned_labelings(unlabeled_updates: int, cache_size: int, refresh_prob: float) -> float:
+    """Batches a run labels in ``unlabeled_updates`` (fixed refresh, in expectation): the C of the first fill, then
+    one per refresh, which each later update draws with probability p."""
+    return cache_size + refresh_prob * max(unlabeled_updates - cache_size, 0)
+
+
 def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: float) -> float:
     """Refresh probability of dynamic refresh: p_min when cached pseudo-labels still hold (churn 0), rising
     linearly to p_max when ``churn`` (token edit rate between a cached PL and a fresh one) reaches churn_scale."""
@@ -217,8 +223,9 @@ class SlimIPL:
                 if isinstance(module, torch.nn.modules.dropout._DropoutNd):
                     module.p = self.opt.pl_dropout
 
-    def start(self, model, device: str) -> None:
-        """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length)."""
+    def start(self, model, device: str, epoch: int) -> None:
+        """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length), say how
+        much of the unlabeled set the run will reach."""
         self._lower_dropout(model)
         if self.opt.pl_teacher == "ema" and self.teacher is None:
             self.teacher = EMATeacher(model, self.opt.pl_ema_decay)
@@ -245,6 +252,19 @@ class SlimIPL:
             self.updates, self.opt.pl_unlabeled_per_labeled, self.opt.pl_cache_size, self.opt.pl_refresh_prob,
             model.pl_target, self.opt.pl_teacher, self.labeled_tokens_per_frame, blank_frames / max(frames, 1),
         )
+        self._log_planned_coverage(epoch)
+
+    def _log_planned_coverage(self, epoch: int) -> None:
+        """How many of this rank's unlabeled batches the rest of the run will label; a warning when it is fewer than
+        all of them (a cache too small, a refresh too rare or a run too short for the unlabeled set)."""
+        per_epoch = self.opt.num_iters_per_epoch or len(self.labeled.sampler.generate(epoch))
+        unlabeled_updates = (self.opt.max_epoch - epoch + 1) * per_epoch * self.opt.pl_unlabeled_per_labeled
+        labelings = planned_labelings(unlabeled_updates, self.opt.pl_cache_size, self.opt.pl_refresh_prob)
+        batches = len(self.stream.batches)
+        log = logging.info if labelings >= batches else logging.warning
+        log("this run's %d unlabeled updates will label about %.0f batches of the %d unlabeled ones (%.0f %% of the "
+            "set)%s", unlabeled_updates, labelings, batches, 100 * min(labelings / batches, 1.0),
+            "" if labelings >= batches else ": raise pl_cache_size or pl_refresh_prob, or train longer, to reach all")
 
     def interleave(self, model, labeled_iter, reporter, epoch: int, device: str) -> Iterator:
         """Yield ESPnet (keys, batch) pairs: labeled batches, and after PL start unlabeled ones in between."""
@@ -252,7 +272,7 @@ class SlimIPL:
         schedule = np.random.RandomState(self.opt.seed * 31 + epoch)
         for keys, batch in labeled_iter:
             if not self.started and self.updates >= self.opt.pl_start_updates:
-                self.start(unwrapped, device)
+                self.start(unwrapped, device, epoch)
             kinds = ["labeled"]
             if self.started:
                 kinds += ["unlabeled"] * self.opt.pl_unlabeled_per_labeled

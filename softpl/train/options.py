@@ -47,6 +47,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_collapse_max_length_drop: float
     pl_collapse_patience: int
     num_workers: int  # ESPnet's option: also the workers that load the unlabeled stream ahead
+    num_iters_per_epoch: Optional[int]  # ESPnet's option: labeled batches per epoch (None: the whole set)
 
 
 def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
