@@ -697,7 +697,10 @@ if run_stage 11; then
     stem=$(basename "$model" .pth)
     log "stage 11: $exp exported for stock ESPnet ($exp/export/config.yaml), packed into $exp/${run}_$stem.zip"
     pack_opts=()
-    [ -f "$exp/decode_greedy_$stem/RESULTS.md" ] && pack_opts=(--option "$exp/decode_greedy_$stem/RESULTS.md")
+    # The results packed with the model: softpl's greedy decoding, and stock ESPnet's search where it was run.
+    for results in "$exp/decode_greedy_$stem/RESULTS.md" "$exp/decode_espnet/RESULTS.md"; do
+      [ ! -f "$results" ] || pack_opts+=(--option "$results")
+    done
     $python -m softpl.bin.export_model --exp_dir "$exp" --model_file "$model" --output_dir "$exp/export" \
       --outpath "$exp/${run}_$stem.zip" "${pack_opts[@]}"
   done

@@ -80,6 +80,7 @@ def test_dry_run_prepares_the_folder_and_card_without_network(packed, tmp_path, 
     assert "`pl_hard`" in readme and "`synth_en`" in readme and "pseudo-labeling" in readme
     assert 'Speech2Text.from_pretrained("jdoe/softpl_pl_hard"' in readme
     assert "espnet2.bin.asr_inference --asr_train_config exp/pl_hard/export/config.yaml" in readme
+    assert "greedy best-path CTC decoding, which stock ESPnet does not offer" in readme
     assert "| test_clean | 12.3 |" in readme and "./run.sh --pl_configs hard" in readme
     printed = capsys.readouterr().out
     assert "dry run" in printed and "jdoe/softpl_pl_hard" in printed and "README.md" in printed

@@ -112,6 +112,10 @@ def model_card(repo_id: str, folder: Path, files: dict[str, str], *, run: str, r
         f"python -m espnet2.bin.asr_inference --asr_train_config {config_path} --asr_model_file {model_path} \\",
         f"    --data_path_and_name_and_type data/test/wav.scp,speech,sound {decode_opts} --output_dir decode",
         "```", "",
+        "Each results table below names the decoding that made it. softpl's own tables come from greedy best-path "
+        "CTC decoding, which stock ESPnet does not offer; its search above (a CTC prefix search with beam "
+        f"{beam_size}) can pick other transcripts in places: its own numbers are the `decode_espnet` table where one "
+        "is packed (`./run.sh --espnet_inference true`).", "",
     ]
     if recipe_command:
         lines += ["### The recipe command", "",
