@@ -6,7 +6,7 @@ PY := .venv/bin/python
 INSTALL_SYSTEM_PACKAGES ?= auto
 SETUP_ENV := utils/setup_env.sh --install_system_packages $(INSTALL_SYSTEM_PACKAGES)
 
-.PHONY: env lint-env lint test unit smoke clean
+.PHONY: env lint-env lint test unit integration smoke clean
 
 # The tests render the synthetic corpus and score with sclite: every recipe's local/system_tools, and .venv.
 env:
@@ -21,11 +21,15 @@ lint: lint-env
 	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x
 
 # Two processes (pytest-xdist): the recipe smoke test (collected first, tests/conftest.py) on one, the rest on the other.
+# `make test` runs the three tiers: unit (no subprocess training), integration and smoke (pytest.ini's markers).
 test: env
 	$(PY) -m pytest tests -q -rs -n 2
 
 unit: env
-	$(PY) -m pytest tests -q -n 2 -m "not smoke"
+	$(PY) -m pytest tests -q -n 2 -m "not smoke and not integration"
+
+integration: env
+	$(PY) -m pytest tests -q -n 2 -m integration
 
 smoke: env
 	$(PY) -m pytest tests -q -m smoke

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import gpu_summary  # noqa: E402
 
+pytestmark = pytest.mark.integration  # subprocess trainings or recipe runs: make integration
+
 
 def stamp(seconds: float, fmt: str) -> str:
     return time.strftime(fmt, time.localtime(seconds))

@@ -13,6 +13,8 @@ from espnet2.schedulers.warmup_lr import WarmupLR
 from cpl_data import cpl_train_args, make_corpus
 from softpl.train.branch import BranchError, branch_checkpoint, branch_epoch, check_same_schedule, decoded_model_name
 
+pytestmark = pytest.mark.integration  # subprocess trainings or recipe runs: make integration
+
 WARMUP = 5
 LR = 0.001  # rates below 1e-3 are logged with 4 significant digits
 LR_LOGGED = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?optim0_lr0=([0-9.e+-]+)")

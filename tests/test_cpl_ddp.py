@@ -9,6 +9,8 @@ import pytest
 
 from cpl_data import cpl_train_args, make_corpus
 
+pytestmark = pytest.mark.integration  # subprocess trainings or recipe runs: make integration
+
 
 def free_port() -> int:
     """A port nothing listens on now: tests run in parallel (pytest -n) must not share a rendezvous port."""

@@ -85,6 +85,7 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
           "--decoder_conf", "linear_units=16", "--decoder_conf", "attention_heads=2")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
               "--pl_dropout", "0.05", "--num_workers", "1"]),  # the unlabeled stream loaded by a worker
@@ -136,6 +137,7 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
                 assert "".join(TOKENS[i] for i in label.tokens).replace("<unk>", " ") == truth[key]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2")],
                          ids=["ctc", "hybrid_beam"])
 def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path, model):
@@ -168,6 +170,7 @@ def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus
         assert [resumed[k] for k in steps] == [expected[k] for k in steps], f"epoch {epoch} differs after resume"
 
 
+@pytest.mark.integration
 def test_cached_features_train_as_the_audio_they_came_from(corpus, tmp_path):
     """--pl_cache_input auto keeps each cached batch's log-mel features (the frontend is fixed) and training on
     them skips the frontend; every update's loss is the one of keeping the audio (--pl_cache_input audio)."""
@@ -184,6 +187,7 @@ def test_cached_features_train_as_the_audio_they_came_from(corpus, tmp_path):
     assert input_mb[0] < input_mb[1] / 4  # 16 log-mels per 128 samples: 1/8 of the audio's fp32 bytes
 
 
+@pytest.mark.integration
 def test_beam_transcripts_need_a_hybrid_model(corpus, tmp_path):
     root, sets = corpus
     with pytest.raises(ValueError, match="--pl_transcript beam needs a hybrid CTC/attention model"):

@@ -11,6 +11,8 @@ import soundfile
 
 from conftest import REPO, run_env
 
+pytestmark = pytest.mark.integration  # subprocess trainings or recipe runs: make integration
+
 SETS = {"train_labeled": True, "train_unlabeled": False, "dev": True}
 SET_OPTS = ["--train_set", "train_labeled", "--unlabeled_set", "train_unlabeled", "--valid_set", "dev",
             "--test_sets", "dev", "--nj", "1"]
