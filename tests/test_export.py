@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from conftest import without_softpl
-from softpl.bin.export_model import ExportError, export, pack_paths, stock_config
+from softpl.bin.export_model import ExportError, export, pack_paths
+from softpl.tasks.stock_config import StockConfigError, stock_config
 from softpl.tasks.cpl_asr import CPLASRTask
 from test_cpl_model import DECODER, TOKENS
 
@@ -60,7 +61,7 @@ def test_stock_config_drops_softpl_options_and_pl_model_conf():
               "pl_cache_size": 50, "unlabeled_shape_file": ["x"], "batch_bins": 100, "encoder": "conformer"}
     assert stock_config(config) == {"model": "espnet", "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1},
                                     "batch_bins": 100, "encoder": "conformer"}
-    with pytest.raises(ExportError, match="model 'transducer' is neither"):
+    with pytest.raises(StockConfigError, match="model 'transducer' is neither"):
         stock_config({"model": "transducer"})
 
 

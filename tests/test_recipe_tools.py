@@ -9,7 +9,8 @@ import yaml
 
 from softpl.bin.filter_data import filter_by_duration
 from softpl.bin.make_token_list import train_token_model
-from softpl.bin.merge_configs import deep_merge, main as merge_main, supervised_equivalent
+from softpl.bin.merge_configs import deep_merge, main as merge_main
+from softpl.tasks.stock_config import supervised_equivalent
 from softpl.data.datadir import read_table
 from softpl.pl.labeler import TargetNeeds, pseudo_label_batch, teacher_mode
 from softpl.pl.targets import PseudoLabel, make_pseudo_labels
@@ -27,7 +28,9 @@ def test_supervised_equivalent_makes_as_many_updates_without_pl_keys():
     config = {"num_iters_per_epoch": 20, "pl_unlabeled_per_labeled": 4, "pl_cache_size": 20, "model": "cpl",
               "model_conf": {"ctc_weight": 1.0, "pl_target": "soft"}, "max_epoch": 10}
     plain = supervised_equivalent(config)
-    assert plain == {"num_iters_per_epoch": 100, "model_conf": {"ctc_weight": 1.0}, "max_epoch": 10}
+    assert plain == {"num_iters_per_epoch": 100, "model": "espnet", "model_conf": {"ctc_weight": 1.0}, "max_epoch": 10}
+    # without a ratio in the configs: softpl's default (its parser's), 4
+    assert supervised_equivalent({"num_iters_per_epoch": 20})["num_iters_per_epoch"] == 100
     with pytest.raises(ValueError, match="num_iters_per_epoch"):
         supervised_equivalent({"pl_cache_size": 3})
 

@@ -17,7 +17,6 @@ the recipe folder, as ESPnet's ``asr.sh`` does, so that packed paths are relativ
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -27,25 +26,11 @@ from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.main_funcs.pack_funcs import pack
 from espnet2.tasks.asr import ASRTask
 
-from softpl.tasks.cpl_asr import CPLASRTask
+from softpl.tasks.stock_config import StockConfigError, stock_config
 
 
-class ExportError(ValueError):
+class ExportError(StockConfigError):
     """The run cannot be exported as asked; the message names the file and what to do."""
-
-
-def stock_config(config: dict) -> dict:
-    """``config`` as stock ESPnet's ASR task loads it: ``model: espnet``, ESPnetASRModel's model_conf keys only,
-    no option that only softpl's task defines."""
-    if config.get("model", "espnet") not in ("espnet", "cpl"):
-        raise ExportError(f"model '{config.get('model')}' is neither softpl's cpl nor ESPnet's espnet model")
-    stock_options = {action.dest for action in ASRTask.get_parser()._actions}
-    softpl_only = {action.dest for action in CPLASRTask.get_parser()._actions} - stock_options
-    accepted = set(inspect.signature(ESPnetASRModel.__init__).parameters)
-    exported = {key: value for key, value in config.items() if key not in softpl_only}
-    exported["model"] = "espnet"
-    exported["model_conf"] = {k: v for k, v in (config.get("model_conf") or {}).items() if k in accepted}
-    return exported
 
 
 def packed_name(path: str | Path) -> str:
@@ -121,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         exported = export(args.exp_dir, args.model_file, args.output_dir, args.outpath, args.option)
-    except ExportError as err:
+    except StockConfigError as err:  # ExportError included
         sys.exit(f"export_model: error: {err}")
     print(f"export_model: {exported} (stock ESPnet config of {args.model_file})"
           + (f", packed into {args.outpath}" if args.outpath else ""), file=sys.stderr)

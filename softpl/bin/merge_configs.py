@@ -3,8 +3,9 @@
 A pseudo-labeling run's config is the seed's architecture + the corpus' continuation schedule + one PL
 variant: ``python -m softpl.bin.merge_configs conf/train_seed.yaml conf/train_pl.yaml conf/pl/soft.yaml
 --out exp/pl_soft/train.yaml``. ``--supervised true`` makes the matching supervised-only continuation for stock
-ESPnet: the ``pl_*`` keys are dropped and ``num_iters_per_epoch`` is multiplied by
-``1 + pl_unlabeled_per_labeled``, so it makes as many updates as a pseudo-labeling run.
+ESPnet (:func:`softpl.tasks.stock_config.supervised_equivalent`): softpl's own options are dropped and
+``num_iters_per_epoch`` is multiplied by ``1 + pl_unlabeled_per_labeled``, so it makes as many updates as a
+pseudo-labeling run.
 ``--after_epoch S`` is for runs that continue the seed's training state (``softpl.bin.branch_seed``): the
 continuation config's ``max_epoch`` counts its own epochs, and ESPnet numbers them on from the seed's last
 epoch S, so the written ``max_epoch`` is S plus that.
@@ -17,8 +18,7 @@ from pathlib import Path
 import yaml
 from espnet2.utils.types import str2bool
 
-PL_DEFAULT_UNLABELED_PER_LABELED = 4  # CPLTrainer's default, used when no config sets it
-
+from softpl.tasks.stock_config import supervised_equivalent
 
 def deep_merge(base: dict, override: dict) -> dict:
     """``base`` updated with ``override``; nested mappings are merged rather than replaced."""
@@ -37,24 +37,6 @@ def load_yaml(path: Path) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{path}: an ESPnet config must be a YAML mapping of option names to values")
     return config
-
-
-def supervised_equivalent(config: dict) -> dict:
-    """The supervised-only continuation matching a pseudo-labeling config (same number of updates)."""
-    ratio = config.get("pl_unlabeled_per_labeled", PL_DEFAULT_UNLABELED_PER_LABELED)
-    if "num_iters_per_epoch" not in config:
-        raise ValueError("--supervised true needs num_iters_per_epoch in the configs, to match the number of updates")
-    plain = {k: v for k, v in config.items() if not k.startswith(("pl_", "unlabeled_"))}
-    plain["num_iters_per_epoch"] = config["num_iters_per_epoch"] * (1 + ratio)
-    if plain.get("model") == "cpl":
-        del plain["model"]
-    if isinstance(plain.get("model_conf"), dict):
-        plain["model_conf"] = {k: v for k, v in plain["model_conf"].items() if k in ESPNET_MODEL_KEYS}
-    return plain
-
-
-ESPNET_MODEL_KEYS = ("ctc_weight", "interctc_weight", "ignore_id", "lsm_weight", "length_normalized_loss",
-                     "report_cer", "report_wer", "sym_space", "sym_blank", "extract_feats_in_collect_stats")
 
 
 def main(argv: list[str] | None = None) -> None:
