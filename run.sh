@@ -158,7 +158,7 @@ trap say_why_on_exit EXIT
 # ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends or stops, unless
 # --epoch_images true (softpl.bin.training_images: ESPnet's own plotting over the run's checkpoint.pth).
 train() {  # train <log file> <python module> <options...>
-  local log_file=$1 module=$2 exp images=() rc=0 drawn follower; shift 2
+  local log_file=$1 module=$2 exp images=() rc=0 drawn follower shell=$BASHPID; shift 2
   exp=$(dirname "$log_file")
   [ "$epoch_images" = true ] || images=(--use_matplotlib false)
   : > "$log_file"  # the progress lines below read this run's log only
@@ -166,8 +166,8 @@ train() {  # train <log file> <python module> <options...>
     echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1
   fi
   # A line per finished epoch on the terminal (ESPnet writes its summaries to the log only), until this shell
-  # ends or the training has.
-  $python -m softpl.bin.training_progress --log "$log_file" --pid "$BASHPID" &
+  # ends or the training has. ($BASHPID is read above: in the background command it would be the follower's own.)
+  $python -m softpl.bin.training_progress --log "$log_file" --pid "$shell" &
   follower=$!
   if [ "$num_nodes" -gt 1 ]; then
     $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --ngpu "$ngpu" --num_nodes "$num_nodes" \

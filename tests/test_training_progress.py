@@ -41,3 +41,13 @@ def test_follower_prints_each_epoch_prefixed_by_the_run_and_ends_on_sigterm(tmp_
     assert follower.returncode == 0
     lines = out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("[pl_hard] epoch 15/20, 639 updates, train loss 46.66")
+
+
+def test_follower_ends_when_the_process_it_watches_ends(tmp_path):
+    """run.sh's shell killed (Ctrl-C, a cluster's time limit): its follower does not outlive it."""
+    (tmp_path / "train.log").write_text("")
+    watched = subprocess.Popen(["sleep", "1"])
+    follower = subprocess.Popen([sys.executable, "-m", "softpl.bin.training_progress", "--log",
+                                 str(tmp_path / "train.log"), "--pid", str(watched.pid), "--interval", "0.1"])
+    watched.wait()
+    assert follower.wait(timeout=30) == 0
