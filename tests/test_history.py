@@ -41,6 +41,7 @@ def test_a_run_from_scratch_counts_every_batch(tmp_path):
         read_history(tmp_path / "missing")
 
 
+@pytest.mark.filterwarnings("ignore:No artists with labels found:UserWarning")  # plot() is replaced below
 def test_plots_start_every_line_at_the_branch_point_and_skip_empty_panels(tmp_path, monkeypatch):
     drawn = {}
 
