@@ -18,7 +18,7 @@ from cpl_data import cpl_train_args, make_corpus
 from softpl.pl.labeler import TargetNeeds
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
 from softpl.pl.labeler import reference_batches
-from softpl.pl.slimipl import dynamic_refresh_prob, planned_labelings
+from softpl.pl.slimipl import dynamic_refresh_prob
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 
@@ -33,12 +33,6 @@ def cpl_train(args, log, **kwargs):
     with open(log, "a") as f:
         return subprocess.Popen([sys.executable, "-m", "softpl.bin.cpl_train", *args], stdout=f,
                                 stderr=subprocess.STDOUT, **kwargs)
-
-
-def test_planned_labelings_are_the_first_fill_and_one_per_refresh():
-    assert planned_labelings(480, cache_size=50, refresh_prob=0.2) == 50 + 0.2 * 430  # the old default: 136
-    assert planned_labelings(480, cache_size=100, refresh_prob=0.25) == 195  # egs/synth_en R1: its 194 batches
-    assert planned_labelings(30, cache_size=50, refresh_prob=0.2) == 50  # a run shorter than the first fill
 
 
 def test_dynamic_refresh_rises_with_churn_and_saturates():

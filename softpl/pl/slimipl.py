@@ -32,17 +32,12 @@ import torch
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, alarm_inputs, posterior_stats
 from softpl.pl.cache import PLCache, stored_nbytes
+from softpl.pl.coverage import Coverage, planned_labelings
 from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, labeling_autocast, on_host,
                                pseudo_label_batch, reference_batches, reference_tokenizer, teacher_log_probs)
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
-
-
-def planned_labelings(unlabeled_updates: int, cache_size: int, refresh_prob: float) -> float:
-    """Batches a run labels in ``unlabeled_updates`` (fixed refresh, in expectation): the C of the first fill, then
-    one per refresh, which each later update draws with probability p."""
-    return cache_size + refresh_prob * max(unlabeled_updates - cache_size, 0)
 
 
 def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: float) -> float:
@@ -84,9 +79,7 @@ class SlimIPL:
             if options.pl_refresh == "dynamic":
                 raise ValueError("--pl_refresh dynamic follows the churn of pseudo-labels; the oracle target's "
                                  "labels are the truth and never change: use --pl_refresh fixed")
-        self.shard_lengths = {key: unlabeled_lengths.get(key, 0) for key in shard}
-        self.labeled_keys: set[str] = set()  # unlabeled utterances labeled at least once (coverage)
-        self.labeled_length = 0  # their summed lengths
+        self.coverage = Coverage({key: unlabeled_lengths.get(key, 0) for key in shard})
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
@@ -168,22 +161,10 @@ class SlimIPL:
         )
         # The diagnostics measure the labeler's own transcripts, also under the oracle target.
         self._record_diagnostics(model, keys, log_probs, lengths, [label.tokens for label in labels])
-        self._cover(keys)
+        self.coverage.add(keys)
         if self.needs.reference:
             labels = [dataclasses.replace(label, tokens=self.reference_tokens(key)) for key, label in zip(keys, labels)]
         return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "input": on_host(batch)}
-
-    def _cover(self, keys: list[str]) -> None:
-        """Count the utterances of a freshly labeled batch towards the coverage of the unlabeled set."""
-        new = [key for key in keys if key not in self.labeled_keys]
-        self.labeled_keys.update(new)
-        self.labeled_length += sum(self.shard_lengths.get(key, 0) for key in new)
-
-    def coverage(self) -> dict[str, float]:
-        """Shares of this rank's unlabeled utterances, and of their audio, labeled at least once so far."""
-        total = sum(self.shard_lengths.values())
-        return {"pl_coverage": len(self.labeled_keys) / max(len(self.shard_lengths), 1),
-                "pl_coverage_audio": self.labeled_length / total if total else math.nan}
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
@@ -328,7 +309,7 @@ class SlimIPL:
         stats["pl_assemble_share"] = self.assemble_seconds / max(now - self.window_start, 1e-9)
         self.label_seconds, self.assemble_seconds, self.window_start = 0.0, 0.0, now
         stats.update(self.cache.stats(self.updates))
-        stats.update(self.coverage())
+        stats.update(self.coverage.shares())
         stats["pl_cache_mbytes"], stats["pl_cache_input_mbytes"] = self._cache_mbytes()
         if alarm_stats:
             try:
@@ -363,15 +344,11 @@ class SlimIPL:
             "stream": (lambda: self.stream.position, self.stream.seek),
             "diag": (lambda: {key: list(values) for key, values in self.diag.items()},
                      lambda diag: setattr(self, "diag", defaultdict(list, diag))),
-            "labeled_keys": (lambda: sorted(self.labeled_keys), self._restore_coverage),
+            "coverage": (self.coverage.state_dict, self.coverage.load_state_dict),
             **{name: attribute(name) for name in ("started", "updates", "unlabeled_updates", "token_prior",
                                                   "labeled_tokens_per_frame", "refresh_prob",
                                                   "next_churn_update")},
         }
-
-    def _restore_coverage(self, keys: list[str]) -> None:
-        self.labeled_keys, self.labeled_length = set(), 0
-        self._cover(keys)
 
     def _cache_state(self) -> dict:
         """The cache's state without the batches' input (remade at first use after a resume)."""
@@ -398,10 +375,10 @@ class SlimIPL:
         replaces its earlier line. The report plots curves against these update counts and shows the coverage."""
         if self.rank != 0:
             return
-        coverage = self.coverage()
+        coverage = self.coverage.shares()
         if self.started:
             logging.info("pseudo-labeling coverage after epoch %d: %d of %d unlabeled utterances (%.1f %%), "
-                         "%.1f %% of their audio", epoch, len(self.labeled_keys), len(self.shard_lengths),
+                         "%.1f %% of their audio", epoch, len(self.coverage.labeled), len(self.coverage.lengths),
                          100 * coverage["pl_coverage"], 100 * coverage["pl_coverage_audio"])
         path = Path(self.opt.output_dir) / "cpl_history.jsonl"
         lines = path.read_text().splitlines() if path.exists() else []
