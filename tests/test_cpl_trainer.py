@@ -218,7 +218,7 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
 
     slimipl = object.__new__(slimipl_module.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
     slimipl.opt = argparse.Namespace(pl_refresh=refresh, pl_churn_interval=100, pl_diag_interval=10**9)
-    slimipl.cache = PLCache(capacity=5, refresh_prob=0.2, seed=0)
+    slimipl.cache = PLCache(capacity=5, seed=0)
     slimipl.diag, slimipl.refresh_prob, slimipl.token_prior = defaultdict(list), 0.2, None
     slimipl.needs = TargetNeeds(transcript=True)
     slimipl.updates = slimipl.unlabeled_updates = slimipl.next_churn_update = 0
@@ -300,3 +300,13 @@ def test_oracle_transcripts_are_the_truth_tokenized_as_the_labeled_text(tmp_path
     assert tokens("u2") == [3, 5, 7]
     with pytest.raises(ValueError, match=r"1 of its 3 utterances have none \(first: u3\)"):
         reference_tokenizer(unlabeled, {"u1": "BAD", "u2": "ACE"}, ["u1", "u2", "u3"])
+
+
+def test_a_resume_with_another_fixed_refresh_prob_is_refused():
+    """p lives in SlimIPL alone (the cache is given it at each draw): a resume checks it against the options."""
+    from softpl.pl import slimipl as slimipl_module
+
+    slimipl = object.__new__(slimipl_module.SlimIPL)
+    slimipl.opt = argparse.Namespace(pl_refresh="fixed", pl_refresh_prob=0.2)
+    with pytest.raises(ValueError, match=r"refreshed with p = 0.1, this run asks for --pl_refresh_prob 0.2"):
+        slimipl.load_state_dict({"refresh_prob": 0.1}, model=None)

@@ -5,7 +5,7 @@ cache does not look inside). Protocol of one unlabeled update, as in slimIPL:
 
     filling phase (not ``is_full``):  label a fresh batch, ``append(entry, step)``, no parameter update
     steady state:  slot = next_slot(); entry = get(slot)
-                   if should_refresh(): replace(slot, <freshly labeled batch>, step)   # before the update
+                   if should_refresh(p): replace(slot, <freshly labeled batch>, step)  # before the update
                    train on ``entry``
 
 Slots are read in a random order reshuffled at the start of every pass over the C slots, so each entry is
@@ -38,17 +38,15 @@ class PLCache:
 
     Args:
         capacity: C, the number of entries (slimIPL: 100 batches for 100 h, 1000 for 10 h).
-        refresh_prob: p, the probability that a read slot is relabeled (slimIPL: 0.1).
         seed: seeds the cache's generator (slot order and refresh decisions).
+
+    The refresh probability p is the caller's (fixed, or moved by dynamic refresh): each draw is given it.
     """
 
-    def __init__(self, capacity: int, refresh_prob: float, seed: int) -> None:
+    def __init__(self, capacity: int, seed: int) -> None:
         if capacity < 1:
             raise ValueError(f"cache capacity must be >= 1 entry, got {capacity}")
-        if not 0.0 <= refresh_prob <= 1.0:
-            raise ValueError(f"refresh_prob must be a probability in [0, 1], got {refresh_prob}")
         self.capacity = capacity
-        self.refresh_prob = refresh_prob
         self.generator = torch.Generator().manual_seed(seed)
         self.entries: list[Any] = []
         self.labeled_step: list[int] = []  # update step at which each slot's entry was labeled
@@ -90,9 +88,11 @@ class PLCache:
     def get(self, slot: int) -> Any:
         return self.entries[slot]
 
-    def should_refresh(self, prob: float | None = None) -> bool:
-        """Bernoulli draw: relabel the slot just read? ``prob`` overrides p for this draw (dynamic refresh)."""
-        return bool(torch.rand((), generator=self.generator) < (self.refresh_prob if prob is None else prob))
+    def should_refresh(self, prob: float) -> bool:
+        """Bernoulli draw: relabel the slot just read, with probability ``prob`` (p, slimIPL: 0.1)?"""
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"the refresh probability must be in [0, 1], got {prob}")
+        return bool(torch.rand((), generator=self.generator) < prob)
 
     def replace(self, slot: int, entry: Any, step: int) -> None:
         """Evict the entry in ``slot`` and store a freshly labeled one (labeled at update ``step``)."""
@@ -127,7 +127,6 @@ class PLCache:
         """Everything needed to continue exactly: entries, bookkeeping, pass order and position, generator state."""
         return {
             "capacity": self.capacity,
-            "refresh_prob": self.refresh_prob,
             "generator": self.generator.get_state(),
             "entries": list(self.entries),
             "labeled_step": list(self.labeled_step),
@@ -139,11 +138,9 @@ class PLCache:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["capacity"] != self.capacity or state["refresh_prob"] != self.refresh_prob:
-            raise ValueError(
-                f"the saved PL cache has capacity {state['capacity']} and refresh_prob {state['refresh_prob']}, "
-                f"this run asks for {self.capacity} and {self.refresh_prob}: resume with the same PL config"
-            )
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"the saved PL cache has capacity {state['capacity']}, this run asks for "
+                             f"{self.capacity}: resume with the same PL config")
         self.generator.set_state(state["generator"])
         self.entries = list(state["entries"])
         self.labeled_step = list(state["labeled_step"])

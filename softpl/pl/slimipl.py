@@ -83,7 +83,10 @@ class SlimIPL:
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
-        self.cache = PLCache(options.pl_cache_size, options.pl_refresh_prob, seed=options.seed * 1000 + rank)
+        if not 0.0 <= options.pl_refresh_prob <= options.pl_refresh_prob_max <= 1.0:
+            raise ValueError(f"need 0 <= --pl_refresh_prob <= --pl_refresh_prob_max <= 1, got "
+                             f"{options.pl_refresh_prob} and {options.pl_refresh_prob_max}")
+        self.cache = PLCache(options.pl_cache_size, seed=options.seed * 1000 + rank)
         self.alarm = CollapseAlarm(
             max_blank_rate=options.pl_collapse_max_blank_rate,
             min_mi_proxy=options.pl_collapse_min_mi,
@@ -361,6 +364,9 @@ class SlimIPL:
         return state
 
     def load_state_dict(self, state: dict, model) -> None:
+        if self.opt.pl_refresh == "fixed" and state["refresh_prob"] != self.opt.pl_refresh_prob:
+            raise ValueError(f"the saved run refreshed with p = {state['refresh_prob']}, this run asks for "
+                             f"--pl_refresh_prob {self.opt.pl_refresh_prob}: resume with the same PL config")
         for name, (_, set_value) in self._state_fields().items():
             set_value(state[name])
         if self.started:
