@@ -18,7 +18,7 @@ from cpl_data import cpl_train_args, make_corpus
 from softpl.pl.labeler import TargetNeeds
 from softpl.tasks.cpl_asr import CPLASRTask, check_no_data_parallel
 from softpl.pl.labeler import reference_batches
-from softpl.pl.slimipl import dynamic_refresh_prob
+from softpl.pl.cache import dynamic_refresh_prob
 
 STEP = re.compile(r"(\d+)epoch:train:(\d+)-\d+batch: .*?(?<!_)loss=([-0-9.e+naif]+)")
 

@@ -33,6 +33,12 @@ def stored_nbytes(obj: Any) -> int:
     return nbytes if isinstance(nbytes, int) else 0
 
 
+def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: float) -> float:
+    """Refresh probability of dynamic refresh: p_min when cached pseudo-labels still hold (churn 0), rising
+    linearly to p_max when ``churn`` (token edit rate between a cached PL and a fresh one) reaches churn_scale."""
+    return p_min + min(1.0, churn / churn_scale) * (p_max - p_min)
+
+
 class PLCache:
     """Fixed-size cache of pseudo-labeled entries read in reshuffled passes, refreshed with probability p.
 

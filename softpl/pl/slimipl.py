@@ -31,19 +31,13 @@ import torch
 
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, alarm_inputs, posterior_stats
-from softpl.pl.cache import PLCache, stored_nbytes
+from softpl.pl.cache import PLCache, dynamic_refresh_prob, stored_nbytes
 from softpl.pl.coverage import Coverage, planned_labelings
 from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, labeling_autocast, on_host,
                                pseudo_label_batch, reference_batches, reference_tokenizer, teacher_log_probs)
 from softpl.pl.stream import UnlabeledStream
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
-
-
-def dynamic_refresh_prob(churn: float, p_min: float, p_max: float, churn_scale: float) -> float:
-    """Refresh probability of dynamic refresh: p_min when cached pseudo-labels still hold (churn 0), rising
-    linearly to p_max when ``churn`` (token edit rate between a cached PL and a fresh one) reaches churn_scale."""
-    return p_min + min(1.0, churn / churn_scale) * (p_max - p_min)
 
 
 class SlimIPL:
@@ -83,9 +77,9 @@ class SlimIPL:
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
-        if not 0.0 <= options.pl_refresh_prob <= options.pl_refresh_prob_max <= 1.0:
-            raise ValueError(f"need 0 <= --pl_refresh_prob <= --pl_refresh_prob_max <= 1, got "
-                             f"{options.pl_refresh_prob} and {options.pl_refresh_prob_max}")
+        highest = options.pl_refresh_prob_max if options.pl_refresh == "dynamic" else 1.0  # p's largest value
+        if not 0.0 <= options.pl_refresh_prob <= highest <= 1.0:
+            raise ValueError(f"--pl_refresh_prob {options.pl_refresh_prob} must be in [0, {highest}] (<= 1)")
         self.cache = PLCache(options.pl_cache_size, seed=options.seed * 1000 + rank)
         self.alarm = CollapseAlarm(
             max_blank_rate=options.pl_collapse_max_blank_rate,
