@@ -80,11 +80,10 @@ def follow(log: Path, pid: int, name: str, interval: float = 2.0) -> None:
                 pending += f.read()
                 position = f.tell()
             *lines, pending = pending.split("\n")
-            for line in lines:
-                epochs_done += EPOCH_RESULTS.search(line.rstrip()) is not None
-                out = progress_line(name, line, max_epoch(log.parent), time.monotonic() - start, epochs_done)
-                if out:
-                    print(out, flush=True)
+            for line in filter(lambda line: EPOCH_RESULTS.search(line.rstrip()), lines):  # epoch summaries only
+                epochs_done += 1
+                print(progress_line(name, line, max_epoch(log.parent), time.monotonic() - start, epochs_done),
+                      flush=True)
         if not running:
             return
         time.sleep(interval)
