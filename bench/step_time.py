@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from softpl.pl.labeler import TargetNeeds, label_batch, pseudo_label_batch, teacher_log_probs
-from softpl.pl.targets import compress_posteriors
+from softpl.pl.soft_storage import compress_posteriors
 from softpl.tasks.cpl_asr import CPLASRTask
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ import torch
 from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
 from softpl.pl.labeler import TargetNeeds
-from softpl.pl.targets import expand_soft_targets, temper
+from softpl.pl.soft_storage import expand_soft_targets
+from softpl.pl.targets import temper
 from softpl.tasks.cpl_asr import CPLASRTask
 from espnet2.asr.espnet_model import ESPnetASRModel
 

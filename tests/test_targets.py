@@ -7,19 +7,8 @@ import pytest
 import torch
 
 from softpl.decode.greedy import greedy_ctc_decode
-from softpl.pl.targets import (
-    PseudoLabel,
-    SoftTarget,
-    compress_posteriors,
-    frame_id_batch,
-    make_pseudo_labels,
-    expand_soft_targets,
-    pack_entries,
-    pack_soft_targets,
-    packed_value_step,
-    sample_paths,
-    temper,
-)
+from softpl.pl.soft_storage import SoftTarget, compress_posteriors, expand_soft_targets, pack_entries, packed_value_step
+from softpl.pl.targets import PseudoLabel, frame_id_batch, make_pseudo_labels, pack_soft_targets, sample_paths, temper
 
 FP16_UNIT_ROUNDOFF = 2.0**-11  # relative rounding of a normal fp16 number
 FP16_SUBNORMAL_STEP = 2.0**-24  # absolute spacing of fp16 subnormals

@@ -50,7 +50,8 @@ from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
 from softpl.metrics.collapse import posterior_stats
 from softpl.pl.labeler import TargetNeeds
-from softpl.pl.targets import expand_soft_targets, temper
+from softpl.pl.soft_storage import expand_soft_targets
+from softpl.pl.targets import temper
 from softpl.scoring.wer import align
 
 PL_TARGETS = ("hard", "soft", "frame_hard", "sampled", "oracle")

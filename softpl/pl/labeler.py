@@ -85,13 +85,16 @@ def teacher_log_probs(
         return model.ctc.log_softmax(enc).float(), enc_lens, transcripts
 
 
-def frontend_features(model, speech: torch.Tensor, speech_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frontend's (B, T, D) fp32 features of one audio batch and their (B,) lengths, as training computes
-    them (ESPnet's ``collect_feats``: before SpecAugment and normalization), with no gradient and outside any
-    autocast, so that a batch trained on its kept features sees what it would have seen from its audio."""
+def frontend_features(model, speech: torch.Tensor, speech_lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One audio batch as its frontend's features, the input a cached batch keeps (``--pl_cache_input
+    features``): ``speech`` (B, T, D) fp32 features and ``speech_lengths`` as training computes them (ESPnet's
+    ``collect_feats``: before SpecAugment and normalization), with no gradient and outside any autocast, so that
+    a batch trained on its kept features sees what it would have seen from its audio; ``pl_features`` marks that
+    ``speech`` holds features (``CPLASRModel`` then skips its frontend)."""
     with teacher_mode(model), torch.autocast(speech.device.type, enabled=False):
         feats = model.collect_feats(speech, speech_lengths, None, None)
-    return feats["feats"], feats["feats_lengths"]
+    return {"speech": feats["feats"], "speech_lengths": feats["feats_lengths"],
+            "pl_features": torch.ones(1, dtype=torch.bool)}
 
 
 def labeling_autocast(label_dtype: str, use_amp: bool, device: str):

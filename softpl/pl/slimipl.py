@@ -122,9 +122,7 @@ class SlimIPL:
         pass; else its audio."""
         if self.opt.pl_cache_input == "audio" or not model.fixed_frontend or batch["speech"].dim() != 2:
             return batch
-        feats, lengths = frontend_features(self._labeler(model), batch["speech"].to(device),
-                                           batch["speech_lengths"].to(device))
-        return {"speech": feats, "speech_lengths": lengths, "pl_features": torch.ones(1, dtype=torch.bool)}
+        return frontend_features(self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
 
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
