@@ -16,6 +16,24 @@ import gpu_summary  # noqa: E402
 pytestmark = pytest.mark.integration  # subprocess trainings or recipe runs: make integration
 
 
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table of ``text``, as rows of {column header: cell}."""
+    tables, rows = [], None
+    for line in text.splitlines() + [""]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            if rows is not None:
+                tables.append([dict(zip(rows[0], row)) for row in rows[2:]])  # rows[1] is the |---| rule
+            rows = None
+        else:
+            rows = (rows or []) + [cells]
+    return tables
+
+
+def table_with(tables: list[list[dict[str, str]]], column: str) -> list[dict[str, str]]:
+    return next(table for table in tables if table and column in table[0])
+
+
 def stamp(seconds: float, fmt: str) -> str:
     return time.strftime(fmt, time.localtime(seconds))
 
@@ -31,7 +49,9 @@ def test_dry_run_measures_a_few_cpu_steps_and_writes_the_tables(tmp_path):
     assert set(row["seconds"]) == set(gpu_summary.STEP_NAMES) and all(v > 0 for v in row["seconds"].values())
     assert row["vs_stock"]["stock_step"] == 1.0
     table = (out / "gpu_results.md").read_text()
-    assert "| train_seed | 2.4 M | 2 x 1 s, fp32 | stock ESPnet supervised step |" in table
+    steps = table_with(markdown_tables(table), "vs stock")
+    assert [row["what"] for row in steps if row["model"] == "train_seed"] == list(gpu_summary.STEP_NAMES.values())
+    assert all(row["batch"] == "2 x 1 s, fp32" and float(row["ms"]) > 0 for row in steps)
     assert "recipe" not in results  # the dry run does not run the recipe
     # ... but a real pseudo-labeling run (softpl.bin.cpl_train), on CPU, with its steady window read back.
     pl_run = results["pl_run"]
@@ -76,5 +96,11 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
     assert runs["pl_hard"]["label_share"] == pytest.approx(0.15) and runs["pl_hard"]["assemble_share"] == 0.01
     assert runs["pl_hard"]["vs_supervised_update"] == pytest.approx(1.05)
     assert results["throughput"] is None
-    table = gpu_summary.markdown(results)
-    assert "| stage 8 | 30.0 | 90.0 |" in table and "| 0.25 | 3840.0 | 0.04 | 90.0 | 1.0 |" in table
+    tables = markdown_tables(gpu_summary.markdown(results))
+    stage_rows = {row["stage"]: row for row in table_with(tables, "stage")}
+    assert stage_rows["stage 8"]["seconds"] == "30.0" and stage_rows["stage 8"]["mean GPU utilization %"] == "90.0"
+    [pl_row] = table_with(tables, "labeling share")
+    assert (pl_row["s per update"], pl_row["mean GPU utilization %"], pl_row["peak GPU memory GiB"]) == \
+        ("0.25", "90.0", "1.0")
+    runs_table = {row["experiment"]: row for row in table_with(tables, "experiment")}
+    assert runs_table["pl_hard"]["vs supervised continuation"] == "1.05"
