@@ -65,7 +65,7 @@ decode_model=""          # stages 7, 9: the checkpoint decoded, for every row al
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 inference_nj=""          # stages 7, 9: decoding jobs, each on a share of every set (default: --nj), through decode_cmd/cuda_cmd of cmd.sh
 gpu_inference=false      # stages 7, 9: decode on GPU (one per job; cuda_cmd), else on CPU (decode_cmd)
-decode_cmd=""            # Kaldi-style job command for decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
+decode_cmd=""            # Kaldi-style job command for collect-stats and decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
 cuda_cmd=""              # the same for GPU decoding (--gpu_inference true)
 export_models=""         # stage 11: runs exported for stock ESPnet and packed (default: the seed and every stage-8 run)
 hf_repo=""               # stage 12: Hugging Face repository to upload to (<user>/<name>; one --export_models run)
@@ -196,32 +196,35 @@ run_stage() {  # run_stage <N>: in --stage..--stop_stage and not in a group the 
   esac
   current_stage=$1
 }
-# run.sh in an experiment folder: this recipe call again, for the stages that make that folder (as asr.sh does).
+# run.sh in an experiment folder: this recipe call again, for the stages that make that folder (as asr.sh does),
+# and the same options as data, shell-quoted on one line (engine_args: what stage 12 puts on the model card).
 write_exp_run_sh() {  # write_exp_run_sh <exp dir> <engine options...>
   local exp=$1; shift
+  local args
+  args=$(printf ' %q' "${engine_args[@]}" "$@")
   mkdir -p "$exp"
+  echo "${args# }" > "$exp/engine_args"
   { echo "#!/usr/bin/env bash"
     echo "# Reproduces $exp: the call of the stage engine that made it (extra options may follow)."
-    printf 'cd %q && exec %q' "$PWD" "$softpl_root/run.sh"
-    printf ' %q' "${engine_args[@]}" "$@"
-    echo ' "$@"'
+    printf 'cd %q && exec %q%s "$@"\n' "$PWD" "$softpl_root/run.sh" "$args"
   } > "$exp/run.sh"
   chmod +x "$exp/run.sh"
 }
-# Run <nj> jobs of a command whose arguments say JOB (replaced by 1..nj): through a Kaldi-style job command
-# (decode_cmd, or cuda_cmd with --gpu_inference true: "<cmd> [--gpu 1] JOB=1:N <log> <command>") when cmd.sh
-# sets one, else as local background processes (GPU jobs share the --ngpu GPUs round-robin).
-run_jobs() {  # run_jobs <nj> <log file with JOB> <command...>
-  local nj=$1 log_file=$2 cmd=$decode_cmd n pids=(); shift 2
-  if [ "$gpu_inference" = true ]; then cmd=$cuda_cmd; fi
+# Run <nj> jobs of a command whose arguments say JOB (replaced by 1..nj): the one job pool of stages 5, 7 and 9.
+# Through a Kaldi-style job command (decode_cmd for cpu jobs, cuda_cmd for gpu jobs: "<cmd> [--gpu 1] JOB=1:N
+# <log> <command>") when cmd.sh sets one, else as local background processes (gpu jobs share the --ngpu GPUs
+# round-robin).
+run_jobs() {  # run_jobs <cpu|gpu> <nj> <log file with JOB> <command...>
+  local on=$1 nj=$2 log_file=$3 cmd=$decode_cmd n pids=(); shift 3
+  if [ "$on" = gpu ]; then cmd=$cuda_cmd; fi
   if [ -n "$cmd" ]; then
-    if [ "$gpu_inference" = true ]; then $cmd --gpu 1 JOB=1:"$nj" "$log_file" "$@"
+    if [ "$on" = gpu ]; then $cmd --gpu 1 JOB=1:"$nj" "$log_file" "$@"
     else $cmd JOB=1:"$nj" "$log_file" "$@"
     fi
     return
   fi
   for n in $(seq "$nj"); do
-    if [ "$gpu_inference" = true ]; then
+    if [ "$on" = gpu ]; then
       CUDA_VISIBLE_DEVICES=$(( (n - 1) % (ngpu > 0 ? ngpu : 1) )) "${@//JOB/$n}" > "${log_file//JOB/$n}" 2>&1 &
     else
       "${@//JOB/$n}" > "${log_file//JOB/$n}" 2>&1 &
@@ -354,9 +357,11 @@ if [ -n "$seed_model_dir" ]; then
       --output_dir "$seed_exp"
     mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
   fi
-  [ -f "$seed_exp/seed.env" ] || { echo "run.sh: $seed_exp/seed.env missing: run stage 6 to import the seed" >&2; exit 1; }
-  # shellcheck source=/dev/null  # written by stage 6
-  . "$seed_exp/seed.env"
+  need 6 "$seed_exp/seed_facts" "stage 6 imports the seed and writes it (--stage 6)"
+  seed_fact() { sed -n "s/^$1=//p" "$seed_exp/seed_facts"; }  # one key=value line that import_seed wrote
+  seed_token_type=$(seed_fact token_type)
+  seed_bpemodel=$(seed_fact bpemodel)
+  seed_init_param=$(seed_fact init_param)
   espnet_token_opts=(--token_type "$seed_token_type" --token_list "$token_list")
   [ -n "$seed_bpemodel" ] && espnet_token_opts+=(--bpemodel "$seed_bpemodel")
   norm_opts=()  # the imported config carries its own normalization
@@ -416,17 +421,10 @@ if run_stage 5 && [ -z "$seed_model_dir" ]; then
     _nj=$(( nj < $(wc -l < "$data_feats/$valid_set/wav.scp") ? nj : $(wc -l < "$data_feats/$valid_set/wav.scp") ))
     awk -v n="$_nj" -v p="$stats_dir/logdir/train.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$train_set/wav.scp"
     awk -v n="$_nj" -v p="$stats_dir/logdir/valid.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$valid_set/wav.scp"
-    pids=()
-    for n in $(seq "$_nj"); do
+    run_jobs cpu "$_nj" "$stats_dir/logdir/stats.JOB.log" \
       $python -m espnet2.bin.asr_train --collect_stats true --config "$seed_config" "${asr_data_opts[@]}" \
-        --train_shape_file "$stats_dir/logdir/train.keys.$n" --valid_shape_file "$stats_dir/logdir/valid.keys.$n" \
-        --output_dir "$stats_dir/logdir/stats.$n" --ngpu 0 --num_workers 0 \
-        > "$stats_dir/logdir/stats.$n.log" 2>&1 &
-      pids+=($!)
-    done
-    for n in "${!pids[@]}"; do
-      wait "${pids[$n]}" || { echo "collect-stats job $((n + 1)) failed, see $stats_dir/logdir/stats.$((n + 1)).log" >&2; tail -20 "$stats_dir/logdir/stats.$((n + 1)).log" >&2; exit 1; }
-    done
+        --train_shape_file "$stats_dir/logdir/train.keys.JOB" --valid_shape_file "$stats_dir/logdir/valid.keys.JOB" \
+        --output_dir "$stats_dir/logdir/stats.JOB" --ngpu 0 --num_workers 0
     # shellcheck disable=SC2046  # one --input_dir per job
     $python -m espnet2.bin.aggregate_stats_dirs \
       $(for n in $(seq "$_nj"); do echo --input_dir "$stats_dir/logdir/stats.$n"; done) --output_dir "$stats_dir"
@@ -503,7 +501,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
       "$data_feats/$set/wav.scp"
   done
   # shellcheck disable=SC2046  # one --data_dir and one --key_file per set (set names are single words)
-  run_jobs "$_nj" "$dec/logdir/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
+  run_jobs "$( [ "$gpu_inference" = true ] && echo gpu || echo cpu)" "$_nj" "$dec/logdir/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
     --asr_model_file "$model" --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) \
     --key_file $(for set in $test_sets; do echo "$dec/logdir/keys.$set.JOB.scp"; done) \
     --output_dir "$dec/logdir/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
@@ -720,11 +718,11 @@ if run_stage 12; then
     packed=$exp/${run}_$(basename "$model" .pth).zip
     [ -f "$packed" ] || { echo "run.sh: stage 12: $packed not found: pack it first" \
       "(--stage 11 --stop_stage 12 --export_models $run --hf_repo $hf_repo)" >&2; exit 1; }
-    # The model card shows the call that trained the run: the options its run.sh (write_exp_run_sh) holds.
-    train_opts=$(sed -n '3s/^cd .* && exec [^ ]*run\.sh//; 3s/ "\$@"$//p' "$exp/run.sh" 2>/dev/null || true)
+    # The model card shows the call that trained the run: its engine_args (write_exp_run_sh).
+    train_opts=$(cat "$exp/engine_args" 2>/dev/null || true)
     log "stage 12: uploading $packed to https://huggingface.co/$hf_repo (folder $exp/hf_upload)"
     $python -m softpl.bin.upload_model --packed "$packed" --hf_repo "$hf_repo" --output_dir "$exp/hf_upload" \
-      --recipe "$(basename "$PWD")" ${train_opts:+--recipe_command "cd egs/$(basename "$PWD") && ./run.sh$train_opts"}
+      --recipe "$(basename "$PWD")" ${train_opts:+--recipe_command "cd egs/$(basename "$PWD") && ./run.sh $train_opts"}
   fi
 fi
 log "done: stages ${stage}-${stop_stage}"

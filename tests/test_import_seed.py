@@ -34,7 +34,7 @@ def zoo(tmp_path, **config_changes):
 
 
 def test_import_from_a_model_zoo_folder(tmp_path):
-    env = import_seed(zoo(tmp_path), tmp_path / "text", tmp_path / "seed")
+    facts = import_seed(zoo(tmp_path), tmp_path / "text", tmp_path / "seed")
     seed = tmp_path / "seed"
     assert (seed / "valid.loss.ave.pth").resolve() == (tmp_path / "zoo/exp/asr_train/valid.acc.ave.pth").resolve()
     config = yaml.safe_load((seed / "config.yaml").read_text())
@@ -46,7 +46,7 @@ def test_import_from_a_model_zoo_folder(tmp_path):
     assert "train_data_path_and_name_and_type" not in architecture and "max_epoch" not in architecture
     assert not {"distributed", "required", "version"} & set(architecture)  # not options: ESPnet would refuse them
     assert (seed / "tokens.txt").read_text().split() == TOKENS
-    assert env["seed_token_type"] == "char" and env["seed_init_param"] == str(seed / "valid.loss.ave.pth")
+    assert facts["token_type"] == "char" and facts["init_param"] == str(seed / "valid.loss.ave.pth")
 
 
 def test_a_model_without_ctc_is_refused(tmp_path):
@@ -84,8 +84,8 @@ def test_a_model_zoo_tag_is_resolved_by_espnet_model_zoo(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "espnet_model_zoo.downloader", module)
     assert resolve_model_dir("user/some_model") == (root / "exp/asr_train").resolve() and asked == ["user/some_model"]
     assert resolve_model_dir(str(root)) == root.resolve()  # a folder stays a folder
-    env = import_seed(resolve_model_dir("user/some_model"), tmp_path / "text", tmp_path / "seed")
-    assert Path(env["seed_init_param"]).resolve() == (root / "exp/asr_train/valid.acc.ave.pth").resolve()
+    facts = import_seed(resolve_model_dir("user/some_model"), tmp_path / "text", tmp_path / "seed")
+    assert Path(facts["init_param"]).resolve() == (root / "exp/asr_train/valid.acc.ave.pth").resolve()
 
 
 def test_a_model_zoo_tag_without_espnet_model_zoo_says_what_to_install(tmp_path, monkeypatch):

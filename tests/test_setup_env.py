@@ -43,7 +43,10 @@ def setup_env(bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-@pytest.mark.parametrize("recipe", sorted(d.name for d in (REPO / "egs").iterdir() if (d / "local" / "data.sh").exists()))
+RECIPES = sorted(d.name for d in (REPO / "egs").iterdir() if (d / "local" / "data.sh").exists())
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_declares_tools_the_check_can_install(fake_bin, recipe):
     """Each recipe's local/system_tools names tools the check knows (a Debian package each), and with none of them
     present, --install_system_packages true installs the missing ones (the fake apt-get; tools found at fixed

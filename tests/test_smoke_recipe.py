@@ -70,6 +70,7 @@ def test_stages_1_to_10_on_tiny_corpus(recipe_copy):
     # skip options leave out whole groups of stages.
     out = subprocess.run([str(seed / "run.sh")], env=run_env(), capture_output=True, text=True, timeout=600).stdout
     assert "stage 6: seed model already trained" in out and "already decoded and scored" in out
+    assert (seed / "engine_args").read_text().split()[-4:] == ["--stage", "6", "--stop_stage", "7"]  # as data
     out = run_recipe(recipe, "--stop_stage", "7", "--skip_data_prep", "true", "--skip_eval", "true", *common)
     assert "stage 6: seed model already trained" in out and "stage 1" not in out and "stage 7" not in out
 

@@ -8,7 +8,8 @@
 # recipes do (conf/slurm.conf, conf/queue.conf).
 train_cmd=""
 
-# Where decoding jobs run (stages 7 and 9, --inference_nj jobs per set): Kaldi-style job commands, called as
+# Where collect-stats (stage 5, --nj jobs) and decoding jobs run (stages 7 and 9, --inference_nj jobs per set):
+# Kaldi-style job commands, called as
 # "<cmd> JOB=1:N <log> <command>" (cuda_cmd with --gpu 1, for ./run.sh --gpu_inference true), e.g. run.pl, queue.pl
 # or slurm.pl from an ESPnet or Kaldi checkout. Empty (the default): the jobs run as local processes.
 decode_cmd=""

@@ -13,7 +13,7 @@ and that its token list covers the characters of the labeled transcripts, and wr
 - ``tokens.txt``: its token list;
 - ``train_seed.yaml``: the architecture part of the config (no data, output or token options), the base
   that stage 8 merges the continuation schedule and a PL variant onto;
-- ``seed.env``: shell assignments the stage engine sources (token type, bpemodel, init_param).
+- ``seed_facts``: ``key=value`` lines the stage engine reads one by one (token_type, bpemodel, init_param).
 """
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def check_tokens(token_list: Path, text: Path, path: Path) -> None:
 
 
 def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
+    """Write the seed folder ``out`` from an ESPnet model; return the facts also written to ``out/seed_facts``."""
     config_path, weights = find_model(model_dir)
     config = yaml.safe_load(config_path.read_text())
     check_ctc(config, config_path)
@@ -147,10 +148,10 @@ def import_seed(model_dir: Path, text: Path, out: Path) -> dict[str, str]:
     architecture = {k: v for k, v in config.items() if k in options and k not in RUN_OPTIONS + ESPNET_TRAINING_ONLY}
     (out / "train_seed.yaml").write_text(yaml.safe_dump(architecture, sort_keys=False, allow_unicode=True))
     init_param = str(link)  # the whole model, a hybrid one's attention decoder included
-    env = {"seed_token_type": config.get("token_type", "char"), "seed_bpemodel": config["bpemodel"] or "",
-           "seed_init_param": init_param}
-    (out / "seed.env").write_text("".join(f"{k}='{v}'\n" for k, v in env.items()))
-    return env
+    facts = {"token_type": config.get("token_type", "char"), "bpemodel": config["bpemodel"] or "",
+             "init_param": init_param}
+    (out / "seed_facts").write_text("".join(f"{k}={v}\n" for k, v in facts.items()))
+    return facts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,12 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        env = import_seed(resolve_model_dir(args.model_dir), args.text, args.output_dir)
+        facts = import_seed(resolve_model_dir(args.model_dir), args.text, args.output_dir)
     except SeedError as e:
         print(f"import_seed: error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(f"{args.output_dir}: seed from {os.path.realpath(env['seed_init_param'].split(':')[0])} "
-          f"(token type {env['seed_token_type']})")
+    print(f"{args.output_dir}: seed from {os.path.realpath(facts['init_param'].split(':')[0])} "
+          f"(token type {facts['token_type']})")
 
 
 if __name__ == "__main__":
