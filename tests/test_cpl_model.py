@@ -195,6 +195,32 @@ def test_given_features_encode_as_their_audio_and_are_left_unchanged(tmp_path):
     assert not model.fixed_frontend
 
 
+@pytest.mark.parametrize("norm", ["none", "sqrt"])
+def test_ctc_target_norm_divides_each_utterance_by_the_root_of_its_target_length(tmp_path, norm):
+    """Two frames, so each utterance's CTC loss is a sum over its few alignments written out by hand."""
+    model = build_model(tmp_path, ctc_target_norm=norm)
+    torch.manual_seed(2)
+    enc, enc_lens = torch.randn(2, 2, 8), torch.tensor([2, 2])
+    text, text_lengths = torch.tensor([[3, -1], [3, 4]]), torch.tensor([1, 2])
+    p = model.ctc.log_softmax(enc).exp().double()
+    blank = model.blank_id
+    # "A" in two frames: A A, A -, - A; "A B": only A B.
+    loss_a = -torch.log(p[0, 0, 3] * p[0, 1, 3] + p[0, 0, 3] * p[0, 1, blank] + p[0, 0, blank] * p[0, 1, 3])
+    loss_ab = -torch.log(p[1, 0, 3] * p[1, 1, 4])
+    scale = (1.0, 2 ** -0.5) if norm == "sqrt" else (1.0, 1.0)
+    expected = (scale[0] * loss_a + scale[1] * loss_ab) / 2  # mean over the batch's utterances
+    torch.testing.assert_close(model._ctc_loss(enc, enc_lens, text, text_lengths).double(), expected)
+    # ESPnet's labeled training step and the pseudo-transcript loss both go through it.
+    speech, lengths, pl = batch(model)
+    model.train()  # build_model's encoder has no dropout: the same output as in eval mode
+    loss, _, _ = model(speech, lengths, text=pl["pl_text"], text_lengths=pl["pl_text_lengths"])
+    unlabeled, _, _ = model(speech, lengths, **pl)
+    enc, enc_lens, _ = student(model, speech, lengths)
+    for value in (loss, unlabeled):
+        torch.testing.assert_close(value.squeeze(), model._ctc_loss(enc, enc_lens, pl["pl_text"],
+                                                                    pl["pl_text_lengths"]))
+
+
 def test_validation_reports_greedy_cer_and_wer(tmp_path):
     model = build_model(tmp_path)
     speech, lengths, _ = batch(model)
@@ -211,6 +237,8 @@ def test_option_errors(tmp_path):
         build_model(tmp_path, decoder=True, ctc_weight=0.0)
     with pytest.raises(ValueError, match="pl_target"):
         build_model(tmp_path, pl_target="fuzzy")
+    with pytest.raises(ValueError, match="ctc_target_norm"):
+        build_model(tmp_path, ctc_target_norm="cube")
     model = build_model(tmp_path, pl_target="soft")
     speech, lengths, pl = batch(model)
     with pytest.raises(ValueError, match="pl_soft_values"):

@@ -33,6 +33,9 @@ blank_weight        the weight of blank-dominated frames for ``downweight`` (``d
 confidence_threshold θ: only frames whose teacher max probability exceeds θ count (0: all frames)
 prior_weight        μ: adds μ · KL(mean student posterior ‖ token prior of greedy outputs on labeled data),
                     counted once per frame as the soft loss is
+ctc_target_norm     ``none``: ESPnet's CTC (summed over utterances / batch size) · ``sqrt``: each utterance's
+                    CTC loss divided by √(its target length) first, slimIPL's (flashlight ``--onorm=target
+                    --sqnorm=true``); on every CTC term: labeled, pseudo-transcript, intermediate, validation
 ==================  =====================================================================================
 """
 from __future__ import annotations
@@ -57,6 +60,7 @@ from softpl.scoring.wer import align
 PL_TARGETS = ("hard", "soft", "frame_hard", "sampled", "oracle")
 CTC_TARGETS = ("hard", "sampled", "oracle")  # CTC on a transcript in pl_text
 BLANK_HANDLING = ("none", "drop", "downweight", "factorized")
+CTC_TARGET_NORMS = ("none", "sqrt")
 
 
 class CPLASRModel(ESPnetASRModel):
@@ -75,6 +79,7 @@ class CPLASRModel(ESPnetASRModel):
         blank_weight: float = 0.0,
         confidence_threshold: float = 0.0,
         prior_weight: float = 0.0,
+        ctc_target_norm: str = "none",
         sym_space: str = "<space>",
         **kwargs,
     ):
@@ -86,7 +91,8 @@ class CPLASRModel(ESPnetASRModel):
             )
         self.hybrid = self.decoder is not None and self.ctc_weight < 1.0
         choices = {"pl_target": (pl_target, PL_TARGETS), "soft_reduction": (soft_reduction, ("utterance", "frame")),
-                   "blank_handling": (blank_handling, BLANK_HANDLING)}
+                   "blank_handling": (blank_handling, BLANK_HANDLING),
+                   "ctc_target_norm": (ctc_target_norm, CTC_TARGET_NORMS)}
         for key, (value, allowed) in choices.items():
             if value not in allowed:
                 raise ValueError(f"model_conf.{key} must be one of {allowed}, got {value!r}")
@@ -104,6 +110,12 @@ class CPLASRModel(ESPnetASRModel):
         self.blank_weight = 0.0 if blank_handling == "drop" else blank_weight
         self.confidence_threshold = confidence_threshold
         self.prior_weight = prior_weight
+        self.ctc_target_norm = ctc_target_norm
+        if ctc_target_norm == "sqrt":
+            if self.ctc.ctc_type != "builtin":
+                raise ValueError(f"model_conf.ctc_target_norm sqrt scales torch's per-utterance CTC losses: it needs "
+                                 f"ctc_conf.ctc_type builtin, got {self.ctc.ctc_type!r}")
+            self.ctc.reduce = False  # ESPnet's CTC then returns each utterance's loss / batch size
         self.blank_id = self.token_list.index("<blank>") if "<blank>" in self.token_list else 0
         needs = self.target_needs
         if (needs.soft or needs.frame_ids) and getattr(self.specaug, "apply_time_warp", False):
@@ -198,9 +210,25 @@ class CPLASRModel(ESPnetASRModel):
         finally:
             del self.specaug.forward
 
+    def _ctc_loss(self, enc, enc_lens, text, text_lengths):
+        """ESPnet's CTC loss of a batch, each utterance divided by √(target length) under ``ctc_target_norm``
+        sqrt (an empty pseudo-transcript counts as length 1)."""
+        loss = self.ctc(enc, enc_lens, text, text_lengths)
+        return self._norm_ctc(loss, text_lengths)
+
+    def _norm_ctc(self, loss, text_lengths):
+        if self.ctc_target_norm == "none":
+            return loss
+        return (loss / text_lengths.clamp(min=1).to(loss.dtype).sqrt()).sum()
+
+    def _calc_ctc_loss(self, encoder_out, encoder_out_lens, ys_pad, ys_pad_lens):
+        """ESPnet's CTC loss (and CER) of labeled batches and intermediate CTC, normalized as configured."""
+        loss, cer = super()._calc_ctc_loss(encoder_out, encoder_out_lens, ys_pad, ys_pad_lens)
+        return self._norm_ctc(loss, ys_pad_lens), cer
+
     def _validation_forward(self, speech, speech_lengths, text, text_lengths):
         enc, enc_lens = self.encode(speech, speech_lengths)
-        loss_ctc = self.ctc(enc, enc_lens, text, text_lengths)
+        loss_ctc = self._ctc_loss(enc, enc_lens, text, text_lengths)
         loss, hybrid_stats = loss_ctc, {}
         if self.hybrid:  # ESPnet's validation loss and attention accuracy (what hybrid recipes select by)
             text = text[:, : text_lengths.max()]
@@ -264,7 +292,7 @@ class CPLASRModel(ESPnetASRModel):
 
         stats = {}
         if self.pl_target in CTC_TARGETS:
-            loss_main = self.ctc(enc, enc_lens, pl_text, pl_text_lengths)
+            loss_main = self._ctc_loss(enc, enc_lens, pl_text, pl_text_lengths)
             stats["loss_pl_ctc"] = loss_main.detach()
         elif self.pl_target == "soft":
             if target_probs is None:
@@ -281,7 +309,7 @@ class CPLASRModel(ESPnetASRModel):
             stats["loss_pl_frame"] = loss_main.detach()
         loss = loss_main
         if self.mix_ctc_weight > 0:
-            loss_mix = self.ctc(enc, enc_lens, pl_text, pl_text_lengths)
+            loss_mix = self._ctc_loss(enc, enc_lens, pl_text, pl_text_lengths)
             loss = loss + self.mix_ctc_weight * loss_mix
             stats["loss_pl_mix_ctc"] = loss_mix.detach()
         if self.entropy_weight != 0:
