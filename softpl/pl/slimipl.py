@@ -33,6 +33,7 @@ from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, alarm_inputs, posterior_stats
 from softpl.pl.cache import PLCache, dynamic_refresh_prob, stored_nbytes
 from softpl.pl.coverage import Coverage, planned_labelings
+from softpl.pl.dropout import lower_dropout
 from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, labeling_autocast, on_host,
                                pseudo_label_batch, reference_batches, reference_tokenizer, teacher_log_probs)
 from softpl.pl.stream import UnlabeledStream
@@ -193,11 +194,11 @@ class SlimIPL:
 
     # ---- the loop ----------------------------------------------------------------------------------
     def _lower_dropout(self, model) -> None:
-        """``--pl_dropout``: the rate of every dropout module (Dropout, Dropout1d/2d/3d, AlphaDropout)."""
+        """``--pl_dropout``: dropout and layer drop lowered together (:func:`softpl.pl.dropout.lower_dropout`)."""
         if self.opt.pl_dropout is not None:
-            for module in model.modules():
-                if isinstance(module, torch.nn.modules.dropout._DropoutNd):
-                    module.p = self.opt.pl_dropout
+            counts = lower_dropout(model, self.opt.pl_dropout)
+            logging.info("dropout %.3g from now on: %d dropout modules, %d layer-drop stacks", self.opt.pl_dropout,
+                         counts["dropout"], counts["layer_drop"])
 
     def start(self, model, device: str, epoch: int) -> None:
         """PL start: lower dropout, make the EMA teacher, measure the labeled reference (prior, length), say how

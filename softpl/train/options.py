@@ -83,8 +83,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                             "then skips the frontend, and 40 log-mels take 1/4 of fp32 audio's memory), else its "
                             "audio; audio = always the audio (the frontend runs at every update)")
     group.add_argument("--pl_dropout", type=float, default=None,
-                       help="rate of every dropout module (torch Dropout family) from PL start (slimIPL: 0.1); "
-                            "not ESPnet's layer drop (stochastic depth) rates; default: unchanged")
+                       help="rate of every dropout module (torch Dropout family) and of every layer drop that is "
+                            "on (ESPnet's layer_drop_rate) from PL start (slimIPL: 0.1 for both); default: unchanged")
     group.add_argument("--pl_soft_topk", type=int, default=8, choices=range(0, 256), metavar="0-255",
                        help="at most this many soft-target tokens kept per frame, 2 bytes each for vocabularies up "
                             "to 256 (3-5 above) (0: full posteriors in fp32)")
