@@ -45,7 +45,7 @@ max_dur=20.0             # stage 3: longest training utterance kept (seconds)
 token_type=char          # stage 4: char or bpe (both built with sentencepiece from labeled text only)
 nbpe=100                 # stage 4: vocabulary size for bpe
 seed_config=conf/train_seed.yaml  # stage 6: ESPnet ASR training config of the seed model
-seed_args=""             # stage 6: extra options for espnet2.bin.asr_train
+seed_args=""             # stage 6: extra options for ESPnet's ASR training (softpl.bin.asr_train)
 seed_exp=""              # stage 6: seed experiment folder (default: <expdir>/asr_seed)
 seed_model_dir=""        # an ESPnet ASR experiment, unpacked model-zoo folder or model-zoo tag to start from
                          #   (skips stages 4-6; a tag needs espnet_model_zoo)
@@ -64,7 +64,8 @@ decode_model=""          # stages 7, 9: the checkpoint decoded, for every row al
                          #   config (valid.<metric>.ave.pth; continuation runs inherit the seed config's criterion)
 decode_batch_size=16     # stages 7, 9: utterances per batch for greedy CTC decoding
 inference_nj=""          # stages 7, 9: decoding jobs, each on a share of every set (default: --nj), through decode_cmd/cuda_cmd of cmd.sh
-gpu_inference=false      # stages 7, 9: decode on GPU (one per job; cuda_cmd), else on CPU (decode_cmd)
+gpu_inference=auto       # stages 7, 9: true: decode on GPU (one per job; cuda_cmd), false: on CPU (decode_cmd);
+                         #   auto: on GPU when --ngpu > 0
 decode_cmd=""            # Kaldi-style job command for collect-stats and decoding (run.pl/queue.pl/slurm.pl: cmd.sh); empty: local jobs
 cuda_cmd=""              # the same for GPU decoding (--gpu_inference true)
 export_models=""         # stage 11: runs exported for stock ESPnet and packed (default: the seed and every stage-8 run)
@@ -83,7 +84,7 @@ Stages:
   3  filter training sets by length             -> dump/raw/<set>
   4  token list (sentencepiece, labeled text)   -> data/token_list/<token_type>
   5  ESPnet collect-stats                       -> exp/asr_stats_<token_type>
-  6  seed training (stock espnet2.bin.asr_train) -> exp/asr_seed
+  6  seed training (ESPnet's asr_train, softpl's classes registered) -> exp/asr_seed
   7  decode (batched greedy CTC) + score seed   -> exp/asr_seed/decode_greedy_<model>/<set>, exp/RESULTS.md
   8  continuous pseudo-labeling from the seed, one run per --pl_configs entry -> exp/pl_<name>;
      plus the supervised-only ESPnet continuation with as many updates  -> exp/asr_supervised_cont
@@ -127,6 +128,11 @@ EOF
 [[ "$pl_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --pl_nj must be a positive integer, got '$pl_nj'" >&2; exit 1; }
 seed_exp=${seed_exp:-$expdir/asr_seed}
 inference_nj=${inference_nj:-$nj}
+case "$gpu_inference" in
+  auto) gpu_inference=$([ "$ngpu" -gt 0 ] && echo true || echo false) ;;
+  true|false) ;;
+  *) echo "run.sh: --gpu_inference must be auto, true or false, got '$gpu_inference'" >&2; exit 1 ;;
+esac
 [[ "$inference_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --inference_nj must be a positive integer, got '$inference_nj'" >&2; exit 1; }
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -422,7 +428,7 @@ if run_stage 5 && [ -z "$seed_model_dir" ]; then
     awk -v n="$_nj" -v p="$stats_dir/logdir/train.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$train_set/wav.scp"
     awk -v n="$_nj" -v p="$stats_dir/logdir/valid.keys" '{print > (p "." ((NR - 1) % n + 1))}' "$data_feats/$valid_set/wav.scp"
     run_jobs cpu "$_nj" "$stats_dir/logdir/stats.JOB.log" \
-      $python -m espnet2.bin.asr_train --collect_stats true --config "$seed_config" "${asr_data_opts[@]}" \
+      $python -m softpl.bin.asr_train --collect_stats true --config "$seed_config" "${asr_data_opts[@]}" \
         --train_shape_file "$stats_dir/logdir/train.keys.JOB" --valid_shape_file "$stats_dir/logdir/valid.keys.JOB" \
         --output_dir "$stats_dir/logdir/stats.JOB" --ngpu 0 --num_workers 0
     # shellcheck disable=SC2046  # one --input_dir per job
@@ -438,21 +444,22 @@ if run_stage 5 && [ -z "$seed_model_dir" ]; then
   fi
 fi
 
-# ---- stage 6: seed training (stock ESPnet) --------------------------------------------------------
+# ---- stage 6: seed training (ESPnet's ASR task and trainer; softpl.bin.asr_train registers softpl's model and
+# SpecAugment classes, which a seed config may name: egs/librispeech_100's model cpl, specaug scheduled) -------
 if run_stage 6 && [ -z "$seed_model_dir" ]; then
   sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(marker_of "$stats_dir/.stage5.done")"
   if stage_done "$seed_exp/.stage6.done" "$sig"; then
     log "stage 6: seed model already trained ($seed_exp)"
   else
     need 6 "$stats_dir/train/feats_stats.npz" "stage 5 makes it (--stage 5)"
-    log "stage 6: seed training with espnet2.bin.asr_train -> $seed_exp (log: $seed_exp/train.log)"
+    log "stage 6: seed training with ESPnet's asr_train (softpl.bin.asr_train) -> $seed_exp (log: $seed_exp/train.log)"
     stage_timer_start
     rm -f "$seed_exp/.stage6.done"
     claim_exp_dir "$seed_exp" "$sig"
     write_exp_run_sh "$seed_exp" --stage 6 --stop_stage 7
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
-    train "$seed_exp/train.log" espnet2.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" \
+    train "$seed_exp/train.log" softpl.bin.asr_train --config "$seed_config" "${asr_data_opts[@]}" "${norm_opts[@]}" \
       "${shape_opts[@]}" --seed "$seed" --resume true --output_dir "$seed_exp" $seed_args \
       || { echo "seed training failed; last lines of $seed_exp/train.log:" >&2; tail -30 "$seed_exp/train.log" >&2; exit 1; }
     mark_done "$seed_exp/.stage6.done" "$sig"
@@ -582,7 +589,7 @@ train_continuation() {  # train_continuation <run>: one run of stage 8 (skipped 
   if [ "${variant_of[$run]}" = asr_supervised_cont ]; then
     $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" --supervised true --after_epoch "$after" \
       --out "$new_config" || return 1
-    trainer=espnet2.bin.asr_train; extra=()
+    trainer=softpl.bin.asr_train; extra=()
   else
     $python -m softpl.bin.merge_configs "$seed_config" "$pl_train_config" "${pl_yaml_of[${variant_of[$run]}]}" \
       --after_epoch "$after" --out "$new_config" || return 1

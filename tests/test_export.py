@@ -46,6 +46,9 @@ def trained_run(tmp_path, *, decoder: bool):
         "--model_conf", f"ctc_weight={0.5 if decoder else 1.0}", "--input_size", "8", "--encoder", "transformer",
         "--encoder_conf", "output_size=8", "--encoder_conf", "attention_heads=2", "--encoder_conf", "linear_units=8",
         "--encoder_conf", "num_blocks=1", "--encoder_conf", "input_layer=linear", "--pl_cache_size", "7",
+        # softpl's SpecAugment (its update counter is in the weights), exported as ESPnet's
+        "--specaug", "scheduled", "--specaug_conf", "apply_time_warp=false", "--specaug_conf", "start_update=5",
+        "--specaug_conf", "time_mask_width_range=[0,4]", "--specaug_conf", "time_mask_max_ratio=0.1",
         *(DECODER if decoder else []),
     ])
     args.token_list = TOKENS  # as ESPnet writes it into config.yaml
@@ -61,6 +64,9 @@ def test_stock_config_drops_softpl_options_and_pl_model_conf():
               "pl_cache_size": 50, "unlabeled_shape_file": ["x"], "batch_bins": 100, "encoder": "conformer"}
     assert stock_config(config) == {"model": "espnet", "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1},
                                     "batch_bins": 100, "encoder": "conformer"}
+    scheduled = {"specaug": "scheduled", "specaug_conf": {"start_update": 5000, "time_mask_max_ratio": 0.1,
+                                                          "num_time_mask": 10}}
+    assert stock_config(scheduled) == {"specaug": "specaug", "specaug_conf": {"num_time_mask": 10}}
     with pytest.raises(StockConfigError, match="model 'transducer' is neither"):
         stock_config({"model": "transducer"})
 
@@ -70,12 +76,13 @@ def test_exported_model_loads_and_decodes_alike_in_stock_espnet_without_softpl(t
     run.mkdir()
     model = trained_run(run, decoder=True)  # hybrid: the decoder's options go through as well
     config = export(run, run / "valid.loss.ave.pth", tmp_path / "export")
+    weights = tmp_path / "export/model.pth"  # the run's, less SpecAugment's update counter
+    assert set(torch.load(run / "valid.loss.ave.pth")) - set(torch.load(weights)) == {"specaug.num_updates"}
     out = subprocess.run([sys.executable, "-c", STOCK_DECODE, str(run / "config.yaml"), str(config),
-                          str(run / "valid.loss.ave.pth")], env=without_softpl(tmp_path), capture_output=True,
-                         text=True, timeout=300)
+                          str(weights)], env=without_softpl(tmp_path), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     stock = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "cpl" in stock.pop("refused")  # the check can fail: the run's own config needs softpl
+    assert "scheduled" in stock.pop("refused")  # the check can fail: the run's own config needs softpl
     torch.manual_seed(1)
     speech, lengths = torch.randn(2, 7, 8), torch.tensor([7, 5])
     with torch.no_grad():

@@ -24,11 +24,13 @@ def test_deep_merge_overrides_leaves_and_merges_mappings():
     assert base["encoder_conf"]["num_blocks"] == 4  # inputs untouched
 
 
-def test_supervised_equivalent_makes_as_many_updates_without_pl_keys():
+def test_supervised_equivalent_makes_as_many_updates_without_pl_options():
     config = {"num_iters_per_epoch": 20, "pl_unlabeled_per_labeled": 4, "pl_cache_size": 20, "model": "cpl",
               "model_conf": {"ctc_weight": 1.0, "pl_target": "soft"}, "max_epoch": 10}
     plain = supervised_equivalent(config)
-    assert plain == {"num_iters_per_epoch": 100, "model": "espnet", "model_conf": {"ctc_weight": 1.0}, "max_epoch": 10}
+    # the seed's model class and its model_conf (the labeled loss, e.g. ctc_target_norm) stay
+    assert plain == {"num_iters_per_epoch": 100, "model": "cpl", "model_conf": {"ctc_weight": 1.0, "pl_target": "soft"},
+                     "max_epoch": 10}
     # without a ratio in the configs: softpl's default (its parser's), 4
     assert supervised_equivalent({"num_iters_per_epoch": 20})["num_iters_per_epoch"] == 100
     with pytest.raises(ValueError, match="num_iters_per_epoch"):

@@ -8,7 +8,8 @@ Usage::
 A softpl run's ``config.yaml`` says ``model: cpl`` and holds the pseudo-labeling options, which stock ESPnet does
 not know. ``CPLASRModel`` adds no parameters to ``ESPnetASRModel``, so the export is a config change only:
 ``OUTPUT_DIR/config.yaml`` is the run's config with ``model: espnet``, ``model_conf`` reduced to what
-``ESPnetASRModel`` takes, and softpl's own options (``pl_*``, ``unlabeled_*``) dropped. The weights are checked
+``ESPnetASRModel`` takes, ``specaug: scheduled`` as ESPnet's ``specaug`` (the weights then lose its update
+counter, in ``OUTPUT_DIR/model.pth``), and softpl's own options (``pl_*``, ``unlabeled_*``) dropped. The weights are checked
 to load into stock ESPnet's model (strictly) before anything is packed. With ``--outpath`` the config, the
 weights and the files the config points to (normalization statistics, bpe model) and ``--option`` files are
 packed with ESPnet's own packer (``espnet2.bin.pack asr``), in the layout ESPnet's model zoo unpacks; run it from
@@ -60,6 +61,17 @@ def pack_paths(config: dict) -> list[Path]:
     return files
 
 
+def stock_weights(model_file: Path, output_dir: Path) -> Path:
+    """The weights stock ESPnet loads: ``model_file``, or where it holds softpl's SpecAugment update counter
+    (``specaug.num_updates`` of ``specaug: scheduled``, read in training only) ``output_dir/model.pth`` without it."""
+    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    kept = {key: value for key, value in state.items() if not key.startswith("specaug.")}
+    if len(kept) == len(state):
+        return model_file
+    torch.save(kept, output_dir / "model.pth")
+    return output_dir / "model.pth"
+
+
 def check_loads(config_path: Path, model_file: Path) -> None:
     """Build stock ESPnet's model from the exported config and load the weights into it strictly."""
     model, _ = ASRTask.build_model_from_file(config_path, None, "cpu")
@@ -85,6 +97,7 @@ def export(exp_dir: Path, model_file: Path, output_dir: Path, outpath: Path | No
     output_dir.mkdir(parents=True, exist_ok=True)
     exported = output_dir / "config.yaml"
     exported.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    model_file = stock_weights(model_file, output_dir)
     check_loads(exported, model_file)
     if outpath is not None:
         missing = [str(path) for path in options if not path.exists()]
