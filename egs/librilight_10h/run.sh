@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # egs/librilight_10h: slimIPL's 10 h setting (docs/method.md, hyper-parameters). Libri-light's 10 h limited supervision is
-# labeled, LibriSpeech's 960 h training audio (less those 10 h) unlabeled; dev-clean validates; LibriSpeech's
-# dev/test clean/other are scored.
+# labeled, LibriSpeech's 960 h training audio (less those 10 h) unlabeled; dev-clean + dev-other validate (pooled:
+# dev_clean_other); LibriSpeech's dev/test clean/other are scored.
 #   1. Set LIBRISPEECH and LIBRILIGHT_FINETUNING in db.sh, or add --local_data_opts "--download true".
 #   2. ./run.sh --ngpu 8 --nj 16   (configs sized for 8 GPUs; several nodes: --num_nodes N with cmd.sh's train_cmd)
 # Letters by default (slimIPL's targets). BPE instead, in folders of its own so the letter runs stay:
@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 export SOFTPL_ROOT=${SOFTPL_ROOT:-$(cd ../.. && pwd)}  # local/data.sh finds utils/ through it
 . ./cmd.sh
 exec "$SOFTPL_ROOT/run.sh" --train_cmd "$train_cmd" --decode_cmd "$decode_cmd" --cuda_cmd "$cuda_cmd" \
-  --train_set train_10h --unlabeled_set train_960 --valid_set dev_clean \
+  --train_set train_10h --unlabeled_set train_960 --valid_set dev_clean_other \
   --test_sets "dev_clean dev_other test_clean test_other" \
   --max_dur 30 --token_type char --seed_config conf/train_seed.yaml --pl_train_config conf/train_pl.yaml \
   "$@"

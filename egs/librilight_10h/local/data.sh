@@ -7,6 +7,7 @@
 #                           utterances of train_10h (which Libri-light drew from them); no text: the truth is in
 #                           text.ref, read by pseudo-label metrics only, never by training
 #   dev_clean dev_other test_clean test_other   labeled evaluation sets (LibriSpeech's)
+#   dev_clean_other  dev_clean + dev_other pooled: the validation set (slimIPL validates on both)
 # Each data dir: wav.scp (<uttid> <absolute FLAC path>; stage 2 formats the audio), text or text.ref, utt2spk
 # (speaker = LibriSpeech speaker id), spk2utt, utt2dur; uttid = <speaker>-<chapter>-<NNNN>; sorted in C order.
 # The evaluation sets share no speaker with any other set; train_10h and train_960 do share speakers (as published).
@@ -50,3 +51,5 @@ python -m softpl.corpora.librispeech --data_dir data --nj "$nj" \
   --labeled dev_clean "$ls/dev-clean" --labeled dev_other "$ls/dev-other" \
   --labeled test_clean "$ls/test-clean" --labeled test_other "$ls/test-other" \
   --disjoint_speakers dev_clean dev_other test_clean test_other
+# Validation (stage 6 and 8 select and report by it) pools dev-clean and dev-other, as slimIPL validates on both.
+"${SOFTPL_ROOT:-../..}/utils/combine_data.sh" data/dev_clean_other data/dev_clean data/dev_other

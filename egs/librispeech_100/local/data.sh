@@ -5,6 +5,7 @@
 #   train_860        unlabeled   train-clean-360 + train-other-500 (about 860 h); no text: the truth is in
 #                                text.ref, read by pseudo-label metrics only, never by training
 #   dev_clean dev_other test_clean test_other   labeled evaluation sets
+#   dev_clean_other  dev_clean + dev_other pooled: the validation set (slimIPL validates on both)
 # Each data dir: wav.scp (<uttid> <absolute FLAC path>; stage 2 formats the audio), text or text.ref, utt2spk
 # (speaker = LibriSpeech speaker id), spk2utt, utt2dur; uttid = <speaker>-<chapter>-<NNNN>; sorted in C order.
 # No two sets share a speaker (as published); a malformed trans.txt line or a missing FLAC stops it with the file,
@@ -43,3 +44,5 @@ python -m softpl.corpora.librispeech --data_dir data --nj "$nj" \
   --labeled dev_clean "$ls/dev-clean" --labeled dev_other "$ls/dev-other" \
   --labeled test_clean "$ls/test-clean" --labeled test_other "$ls/test-other" \
   --disjoint_speakers train_clean_100 train_860 dev_clean dev_other test_clean test_other
+# Validation (stage 6 and 8 select and report by it) pools dev-clean and dev-other, as slimIPL validates on both.
+"${SOFTPL_ROOT:-../..}/utils/combine_data.sh" data/dev_clean_other data/dev_clean data/dev_other
