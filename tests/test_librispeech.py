@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+import yaml
 
 from conftest import REPO, run_env
 from softpl.data.datadir import DataDir, DataDirError
@@ -188,9 +190,30 @@ def run(recipe: Path, env: dict, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-SMOKE = ("--nj", "2", "--min_dur", "0.3", "--seed_config", str(REPO / "tests/conf/train_seed_smoke.yaml"),
-         "--pl_train_config", str(REPO / "tests/conf/train_pl_smoke.yaml"), "--pl_configs", "hard",
-         "--supervised_baseline", "false", "--seed_args", "--max_epoch 1")
+def tiny_configs(name: str, out: Path) -> tuple[Path, Path]:
+    """egs/<name>'s own seed and PL configs, every slimIPL setting kept (Adagrad with the piecewise-linear warm-up,
+    grad-norm 0.1, CTC x 1/sqrt(target length), layer drop = dropout, SpecAugment from update N with capped time
+    masks), shrunk to a tiny model, a short warm-up and a few updates."""
+    from softpl.bin.merge_configs import load_yaml
+
+    seed, pl = (load_yaml(REPO / "egs" / name / "conf" / f) for f in ("train_seed.yaml", "train_pl.yaml"))
+    seed["encoder_conf"].update(output_size=32, attention_heads=2, linear_units=64, num_blocks=2)
+    seed["specaug_conf"]["start_update"] = 2
+    seed["scheduler_conf"]["warmup_steps_list"][1] = 8
+    seed.update(batch_bins=400000, max_epoch=1, num_iters_per_epoch=4, num_workers=0, use_amp=False,
+                use_tensorboard=False, keep_nbest_models=1)
+    pl.update(max_epoch=1, num_iters_per_epoch=2, batch_bins=200000, keep_nbest_models=1, pl_cache_size=2,
+              pl_refresh_prob=0.5, pl_diag_interval=2, pl_prior_batches=2)
+    paths = out / "train_seed_tiny.yaml", out / "train_pl_tiny.yaml"
+    for path, config in zip(paths, (seed, pl)):
+        path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return paths
+
+
+def smoke_args(name: str, out: Path) -> tuple[str, ...]:
+    seed, pl = tiny_configs(name, out)
+    return ("--nj", "2", "--min_dur", "0.3", "--seed_config", str(seed), "--pl_train_config", str(pl),
+            "--pl_configs", "hard", "--supervised_baseline", "true")
 
 
 def check_data_dir(recipe: Path, name: str, ids: list[str], corpora: dict, labeled: bool) -> None:
@@ -203,19 +226,33 @@ def check_data_dir(recipe: Path, name: str, ids: list[str], corpora: dict, label
     assert data.utt2dur == {utt: corpora["seconds"][utt] for utt in ids}
 
 
-def check_stages_6_and_8(recipe: Path, env: dict) -> None:
-    out = run(recipe, env, "--stage", "6", "--stop_stage", "6", *SMOKE)
-    assert "stage 6: seed training" in out and (recipe / "exp/asr_seed/valid.loss.ave.pth").is_file()
-    out = run(recipe, env, "--stage", "8", "--stop_stage", "8", *SMOKE)
-    assert "stage 8: pl_hard" in out
+def check_stages_6_and_8(recipe: Path, env: dict, smoke: tuple[str, ...]) -> None:
+    """A few updates of the seed and of stage 8 (a PL run and the supervised continuation) with the recipe's
+    settings: they train with slimIPL's optimizer, schedule, loss scaling, layer drop and validation sets."""
+    out = run(recipe, env, "--stage", "6", "--stop_stage", "6", *smoke)
+    assert "stage 6: seed training" in out and (recipe / "exp/asr_seed/valid.wer_ctc.ave.pth").is_file()
+    seed = yaml.safe_load((recipe / "exp/asr_seed/config.yaml").read_text())
+    assert (seed["model"], seed["model_conf"]["ctc_target_norm"], seed["specaug"]) == ("cpl", "sqrt", "scheduled")
+    assert (seed["optim"], seed["scheduler"], seed["grad_clip"]) == ("adagrad", "piecewiselinearwarmuplr", 0.1)
+    assert seed["encoder_conf"]["layer_drop_rate"] == seed["encoder_conf"]["dropout_rate"] > 0.1
+    assert seed["valid_data_path_and_name_and_type"][0][0].endswith("dev_clean_other/wav.scp")
+    out = run(recipe, env, "--stage", "8", "--stop_stage", "8", *smoke)
+    assert "stage 8: pl_hard" in out and "stage 8: asr_supervised_cont" in out
     assert (recipe / "exp/pl_hard/latest.pth").is_file() and (recipe / "exp/pl_hard/cpl_history.jsonl").is_file()
+    log = (recipe / "exp/pl_hard/train.log").read_text()
+    assert "dropout 0.1 from now on" in log and "1 layer-drop stacks" in log
+    # the warm-up goes on from the seed's last update: the lr has grown, not restarted
+    seed_lr = torch.load(recipe / "exp/asr_seed/checkpoint.pth", weights_only=False)["optimizers"][0]
+    pl_lr = torch.load(recipe / "exp/pl_hard/checkpoint.pth", weights_only=False)["optimizers"][0]
+    assert pl_lr["param_groups"][0]["lr"] > seed_lr["param_groups"][0]["lr"] > 0
 
 
 @pytest.mark.smoke
 def test_librispeech_100_recipe(recipe_copy, corpora):
     recipe = recipe_with_db(recipe_copy, "librispeech_100")
     env = corpus_env(corpora)
-    out = run(recipe, env, "--stop_stage", "5", *SMOKE)
+    smoke = smoke_args("librispeech_100", recipe)
+    out = run(recipe, env, "--stop_stage", "5", *smoke)
     for n in range(1, 6):
         assert f"stage {n}" in out
     ids = corpora["ids"]
@@ -223,6 +260,7 @@ def test_librispeech_100_recipe(recipe_copy, corpora):
     check_data_dir(recipe, "train_860", ids["train-clean-360"] + ids["train-other-500"], corpora, labeled=False)
     for name in ("dev_clean", "dev_other", "test_clean", "test_other"):
         check_data_dir(recipe, name, ids[name.replace("_", "-")], corpora, labeled=True)
+    check_data_dir(recipe, "dev_clean_other", ids["dev-clean"] + ids["dev-other"], corpora, labeled=True)
     # Stage 2 kept the 16 kHz mono FLACs where they are (nothing rewritten); the unlabeled set still keeps its
     # truth out of training.
     formatted = DataDir.load(recipe / "dump/raw/train_860")
@@ -230,14 +268,15 @@ def test_librispeech_100_recipe(recipe_copy, corpora):
     assert formatted.wav_scp == DataDir.load(recipe / "data/train_860").wav_scp
     assert not any((recipe / "dump/raw/org/train_860/data").iterdir())
     assert (recipe / "exp/asr_stats_char/train/feats_stats.npz").is_file()
-    check_stages_6_and_8(recipe, env)
+    check_stages_6_and_8(recipe, env, smoke)
 
 
 @pytest.mark.smoke
 def test_librilight_10h_recipe(recipe_copy, corpora):
     recipe = recipe_with_db(recipe_copy, "librilight_10h")
     env = corpus_env(corpora)
-    run(recipe, env, "--stop_stage", "5", *SMOKE)
+    smoke = smoke_args("librilight_10h", recipe)
+    run(recipe, env, "--stop_stage", "5", *smoke)
     ids = corpora["ids"]
     labeled = sorted(corpora["train_10h"])
     assert len(labeled) == 14
@@ -248,7 +287,7 @@ def test_librilight_10h_recipe(recipe_copy, corpora):
     check_data_dir(recipe, "train_960", unlabeled, corpora, labeled=False)
     check_data_dir(recipe, "test_other", ids["test-other"], corpora, labeled=True)
     assert len(DataDir.load(recipe / "dump/raw/train_10h").text) == 14
-    check_stages_6_and_8(recipe, env)
+    check_stages_6_and_8(recipe, env, smoke)
 
 
 def test_data_sh_says_which_variable_to_set(recipe_copy):
@@ -298,6 +337,22 @@ def test_paper_configs_take_every_pl_variant(name, tmp_path):
         assert args.encoder_conf["num_blocks"] == 36 and args.batch_bins == 3200 * 16000
     seed = parser.parse_args(["--config", str(conf / "train_seed.yaml"), *required])
     assert seed.max_epoch * seed.num_iters_per_epoch // seed.accum_grad == 20000  # slimIPL's M supervised updates
+    # slimIPL's optimizer: Adagrad, linear warm-up to 0.03 over 64k updates then constant, grad-norm 0.1; PL (at
+    # update 20k) starts at 0.3 of the peak, inside the warm-up
+    assert (seed.optim, seed.optim_conf["lr"], seed.grad_clip) == ("adagrad", 0.03, 0.1)
+    steps, lrs = seed.scheduler_conf["warmup_steps_list"], seed.scheduler_conf["warmup_lr_list"]
+    assert seed.scheduler == "piecewiselinearwarmuplr" and steps[:2] == [0, 64000] and lrs == [0.0, 0.03, 0.03]
+    assert float(np.interp(20000, steps, lrs)) == pytest.approx(0.03 * 20 / 64)
+    assert float(np.interp(10**7, steps, lrs)) == 0.03  # constant after the warm-up, for any run's length
+    assert seed.model_conf["ctc_target_norm"] == "sqrt" and seed.unused_parameters
+    assert seed.encoder_conf["layer_drop_rate"] == dropout
+    assert (seed.specaug, seed.specaug_conf["start_update"], seed.specaug_conf["time_mask_max_ratio"]) == (
+        "scheduled", 5000, 0.1)
+    # the named alternative differs in its optimizer, schedule and clipping only
+    adam = parser.parse_args(["--config", str(conf / "tuning/train_seed_adam.yaml"), *required])
+    differ = {key for key, value in vars(seed).items() if vars(adam)[key] != value}
+    assert differ == {"optim", "optim_conf", "scheduler", "scheduler_conf", "grad_clip", "config"}
+    assert (adam.optim, adam.scheduler) == ("adam", "warmuplr")
     seed.encoder_conf["num_blocks"] = 1  # every other encoder option as configured; ESPnet checks them all
     model = CPLASRTask.build_model(seed)
     assert model.ctc.ctc_lo.out_features == 31  # blank, unk, space, 26 letters, apostrophe, sos/eos
