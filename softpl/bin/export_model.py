@@ -9,8 +9,8 @@ A softpl run's ``config.yaml`` says ``model: cpl`` and holds the pseudo-labeling
 not know. ``CPLASRModel`` adds no parameters to ``ESPnetASRModel``, so the export is a config change only:
 ``OUTPUT_DIR/config.yaml`` is the run's config with ``model: espnet``, ``model_conf`` reduced to what
 ``ESPnetASRModel`` takes, ``specaug: scheduled`` as ESPnet's ``specaug`` (the weights then lose its update
-counter, in ``OUTPUT_DIR/model.pth``), and softpl's own options (``pl_*``, ``unlabeled_*``) dropped. The weights are checked
-to load into stock ESPnet's model (strictly) before anything is packed. With ``--outpath`` the config, the
+counter, in ``OUTPUT_DIR/model.pth``), and softpl's own options (``pl_*``, ``unlabeled_*``) dropped. The weights
+are checked to load into stock ESPnet's model (strictly) before anything is packed. With ``--outpath`` the config, the
 weights and the files the config points to (normalization statistics, bpe model) and ``--option`` files are
 packed with ESPnet's own packer (``espnet2.bin.pack asr``), in the layout ESPnet's model zoo unpacks; run it from
 the recipe folder, as ESPnet's ``asr.sh`` does, so that packed paths are relative. Stage 11 of ``run.sh`` runs it.

@@ -73,10 +73,10 @@ def describe_run(run: str) -> str:
                 f"(variant `{name[3:]}`): labeled and unlabeled audio, the pseudo-labels made by the model itself "
                 f"as it trains")
     if name == "asr_seed":
-        return "the recipe's supervised seed model (stock `espnet2.bin.asr_train` on the labeled set only)"
+        return "the recipe's supervised seed model (ESPnet's `asr_train` on the labeled set only)"
     if name == "asr_supervised_cont":
         return ("the supervised-only baseline: the seed model continued on the labeled set for as many updates as "
-                "the pseudo-labeling runs (stock ESPnet)")
+                "the pseudo-labeling runs (ESPnet's training)")
     return "a run of the recipe"
 
 

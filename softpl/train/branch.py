@@ -8,11 +8,11 @@ on where it was) and AMP scaler. Averaged weights are for decoding, not for cont
 decoded from the checkpoint :func:`decoded_model_name` names, by one rule.
 
 :func:`branch_checkpoint` writes that state into a new experiment folder as its ``checkpoint.pth``, so that
-ESPnet's own ``--resume true`` continues it: stock ``espnet2.bin.asr_train`` for the supervised baseline,
-``softpl.bin.cpl_train`` for pseudo-labeling. The reporter keeps the seed's epoch count (the branch's epochs
-are numbered on from it) but none of its history, so the branch's best-epoch choice and checkpoint average
-cover the branch's own epochs only. The checkpoint is marked (``softpl_branch``) so that CPLTrainer knows to
-start a fresh pseudo-labeling state.
+ESPnet's own ``--resume true`` continues it: ESPnet's ``asr_train`` (``softpl.bin.asr_train``) for the
+supervised baseline, ``softpl.bin.cpl_train`` for pseudo-labeling. The reporter keeps the seed's epoch count (the
+branch's epochs are numbered on from it) but none of its history, so the branch's best-epoch choice and
+checkpoint average cover the branch's own epochs only. The checkpoint is marked (``softpl_branch``) so that
+CPLTrainer knows to start a fresh pseudo-labeling state.
 """
 from __future__ import annotations
 
