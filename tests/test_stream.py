@@ -31,7 +31,7 @@ def take(stream, n):
     return [stream.next() for _ in range(n)]
 
 
-@pytest.mark.parametrize("num_workers", [0, 1, 3])  # 3: ESPnet's option may ask for more than the stream uses
+@pytest.mark.parametrize("num_workers", [0, 1, 3])  # 3 workers load every third batch, in turn
 def test_stream_follows_the_seeded_pass_orders_and_loads_each_batch(num_workers):
     factory = FakeFactory()
     stream = UnlabeledStream(factory, seed=3, rank=0, num_workers=num_workers)
@@ -74,3 +74,11 @@ def test_loading_leaves_the_global_rng_alone():
     after = torch.rand(3)
     torch.manual_seed(5)
     assert torch.equal(after, torch.rand(3))
+
+
+def test_several_workers_resume_mid_pass_in_the_same_order():
+    """A seek to an odd position with 2 workers: the workers' turns restart from it."""
+    whole = [keys for keys, _ in take(UnlabeledStream(FakeFactory(), seed=2, rank=0, num_workers=0), 11)]
+    resumed = UnlabeledStream(FakeFactory(), seed=2, rank=0, num_workers=2)
+    resumed.seek((1, 1))
+    assert [keys for keys, _ in take(resumed, 6)] == whole[5:]

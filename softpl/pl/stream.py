@@ -3,7 +3,7 @@
 Batches come in a fixed order per pass (a permutation seeded by seed, rank and pass number), so the stream is a
 pure function of its position, which is what exact resume saves. They are loaded ahead of use by DataLoader
 workers (``num_workers``, as ESPnet loads the labeled batches), through the unlabeled set's own ESPnet dataset
-and collate function, so reading audio does not stall training.
+and collate function (:func:`load_batch`), so reading audio does not stall training.
 """
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ import numpy as np
 import torch
 
 
+def load_batch(factory, keys) -> dict[str, torch.Tensor]:
+    """One batch of ``keys`` through an ESPnet SequenceIterFactory's own dataset and collate function."""
+    return factory.collate_fn([factory.dataset[key] for key in keys])[1]
+
+
 def stream_order(seed: int, rank: int, stream_pass: int, num_batches: int) -> list[int]:
     """Batch order of one pass over the unlabeled batches: a permutation reshuffled every pass."""
     rng = np.random.RandomState(seed * 7919 + stream_pass + 104729 * rank)
@@ -20,19 +25,24 @@ def stream_order(seed: int, rank: int, stream_pass: int, num_batches: int) -> li
 
 
 class _StreamFrom(torch.utils.data.IterableDataset):
-    """``((pass, index), keys, batch)`` of every stream batch from a position on, for ever."""
+    """``((pass, index), keys, batch)`` of every stream batch from a position on, for ever; a DataLoader worker
+    loads every n-th of them (n workers), which is the DataLoader's round-robin order over its workers."""
 
     def __init__(self, factory, batches: list, seed: int, rank: int, position: tuple[int, int]):
         self.factory, self.batches, self.seed, self.rank, self.position = factory, batches, seed, rank, position
 
     def __iter__(self) -> Iterator:
+        worker = torch.utils.data.get_worker_info()
+        turn, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         stream_pass, index = self.position
+        count = 0
         while True:
             order = stream_order(self.seed, self.rank, stream_pass, len(self.batches))
             for i in range(index, len(order)):
-                keys = list(self.batches[order[i]])
-                _, batch = self.factory.collate_fn([self.factory.dataset[key] for key in keys])
-                yield (stream_pass, i), keys, batch
+                if count % workers == turn:
+                    keys = list(self.batches[order[i]])
+                    yield (stream_pass, i), keys, load_batch(self.factory, keys)
+                count += 1
             stream_pass, index = stream_pass + 1, 0
 
 
@@ -42,9 +52,9 @@ class UnlabeledStream:
     Args:
         factory: the unlabeled set's ESPnet SequenceIterFactory (its dataset, collate_fn and batches are used).
         seed, rank: seed the pass orders (each rank streams its own shard in its own order).
-        num_workers: ESPnet's --num_workers; the stream uses at most one worker process (0: load in the training
-            process), which reads two batches ahead: labeling needs a new batch only every 1/p unlabeled updates,
-            and one iterable stream split over several workers would hand out every batch once per worker.
+        num_workers: ESPnet's --num_workers: the worker processes that load the stream, each two batches ahead
+            (0: load in the training process); filling the cache at PL start labels C batches in a row, after
+            which labeling needs a new batch only every 1/p unlabeled updates.
     """
 
     def __init__(self, factory, seed: int, rank: int, num_workers: int) -> None:
@@ -52,7 +62,7 @@ class UnlabeledStream:
         self.batches = factory.sampler.generate(0)
         if not self.batches:
             raise ValueError("the unlabeled set gave no batches: check --unlabeled_data_path_and_name_and_type")
-        self.seed, self.rank, self.num_workers = seed, rank, min(num_workers, 1)
+        self.seed, self.rank, self.num_workers = seed, rank, num_workers
         self.position = (0, 0)  # (pass, index in the pass) of the next batch
         self._loader: Iterator | None = None
 
