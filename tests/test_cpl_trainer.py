@@ -132,8 +132,9 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2")],
-                         ids=["ctc", "hybrid_beam"])
+@pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2"),
+                                   ("--pl_cache_input", "keys", "--num_workers", "1")],
+                         ids=["ctc", "hybrid_beam", "ctc_keys_only_cache"])
 def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path, model):
     root, sets = corpus
     reference = tmp_path / "reference"
@@ -165,20 +166,31 @@ def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus
 
 
 @pytest.mark.integration
-def test_cached_features_train_as_the_audio_they_came_from(corpus, tmp_path):
+def test_cached_features_and_keys_train_as_the_audio_they_came_from(corpus, tmp_path):
     """--pl_cache_input auto keeps each cached batch's log-mel features (the frontend is fixed) and training on
-    them skips the frontend; every update's loss is the one of keeping the audio (--pl_cache_input audio)."""
+    them skips the frontend, or, over --pl_cache_memory_gib, its keys only (its audio loaded again by a loader
+    worker when trained on); every update's loss is the one of keeping the audio (--pl_cache_input audio)."""
     root, sets = corpus
     runs = {}
-    for kept in ("auto", "audio"):
-        args = cpl_train_args(root, sets, tmp_path / kept, "--max_epoch", "2", "--model_conf", "pl_target=soft",
-                              "--pl_cache_input", kept)
-        runs[kept] = run_to_end(args, tmp_path / f"{kept}.log")
+    for name, extra in (("auto", ()), ("audio", ("--pl_cache_input", "audio")),
+                        ("keys", ("--pl_cache_memory_gib", "1e-5", "--num_workers", "1"))):
+        args = cpl_train_args(root, sets, tmp_path / name, "--max_epoch", "2", "--model_conf", "pl_target=soft",
+                              *extra)
+        runs[name] = run_to_end(args, tmp_path / f"{name}.log")
     assert "MB of input (features)" in runs["auto"] and "MB of input (audio)" in runs["audio"]
-    features, audio = step_losses(runs["auto"]), step_losses(runs["audio"])
-    assert len([k for k in audio if k[0] == 2]) == 12 and features == audio
+    assert "PL cache input: features; keeping the features of 2 batches would take an estimated" in runs["auto"]
+    chosen = re.search(r"PL cache input: keys \(batches loaded again when trained on; loader workers: 1\); "
+                       r"keeping the features of 2 batches would take an estimated [0-9.e+-]+ GiB "
+                       r"\(([0-9.e+-]+) MB per batch\), over --pl_cache_memory_gib 1e-05 \(--pl_cache_input auto\)",
+                       runs["keys"])
+    assert chosen and 0 < float(chosen.group(1)) < 0.1, runs["keys"][-3000:]
+    assert "0.0 MB of input (keys)" in runs["keys"]
+    audio = step_losses(runs["audio"])
+    assert len([k for k in audio if k[0] == 2]) == 12
+    assert step_losses(runs["auto"]) == audio and step_losses(runs["keys"]) == audio
     input_mb = [float(re.search(r"pl_cache_input_mbytes=([0-9.e+-]+)", runs[kept]).group(1)) for kept in runs]
     assert input_mb[0] < input_mb[1] / 4  # 16 log-mels per 128 samples: 1/8 of the audio's fp32 bytes
+    assert input_mb[2] == 0
 
 
 @pytest.mark.integration
@@ -219,7 +231,7 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
     slimipl = object.__new__(slimipl_module.SlimIPL)  # the loop's state only: labeling and churn are counted stubs
     slimipl.opt = argparse.Namespace(pl_refresh=refresh, pl_churn_interval=100, pl_diag_interval=10**9)
     slimipl.cache = PLCache(capacity=5, seed=0)
-    slimipl.diag, slimipl.refresh_prob, slimipl.token_prior = defaultdict(list), 0.2, None
+    slimipl.diag, slimipl.refresh_prob, slimipl.token_prior, slimipl.teacher = defaultdict(list), 0.2, None, None
     slimipl.needs = TargetNeeds(transcript=True)
     slimipl.updates = slimipl.unlabeled_updates = slimipl.next_churn_update = 0
     slimipl.label_seconds = slimipl.assemble_seconds = 0.0
@@ -227,9 +239,10 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
     slimipl._label = lambda model, device: labeled.append(slimipl.unlabeled_updates) or \
         {"keys": [], "labels": [], "aug_seed": None}
     slimipl._churn = lambda model, entry, device: churned_at.append(slimipl.unlabeled_updates) or 0.0
-    slimipl._entry_input = lambda model, entry, device: {}
+    slimipl.input = argparse.Namespace(choose=lambda *args: None, read=lambda *args: None, mode="audio",
+                                       train_input=lambda model, entry, device: {})
     monkeypatch.setattr(slimipl_module, "pseudo_label_batch", lambda labels, needs, **kwargs: {})
-    model = argparse.Namespace(pl_target="hard", hybrid=False)
+    model = argparse.Namespace(pl_target="hard", hybrid=False, fixed_frontend=False)
     for _ in range(1000):
         slimipl._unlabeled_step(model, reporter=None, device="cpu")
     refreshes = len(labeled) - 5  # after the 5 batches that filled the cache

@@ -91,6 +91,10 @@ class PLCache:
         self.uses[slot] += 1
         return slot
 
+    def rest_of_pass(self) -> list[int]:
+        """The slots the current pass reads after the last one read (the next pass's order is not drawn yet)."""
+        return self.order[self.position:]
+
     def get(self, slot: int) -> Any:
         return self.entries[slot]
 

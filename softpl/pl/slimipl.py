@@ -32,11 +32,12 @@ import torch
 from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, alarm_inputs, posterior_stats
 from softpl.pl.cache import PLCache, dynamic_refresh_prob, stored_nbytes
+from softpl.pl.cache_input import CacheInput
 from softpl.pl.coverage import Coverage, planned_labelings
 from softpl.pl.dropout import lower_dropout
-from softpl.pl.labeler import (frontend_features, joint_beam_search, label_batch, labeling_autocast, on_host,
-                               pseudo_label_batch, reference_batches, reference_tokenizer, teacher_log_probs)
-from softpl.pl.stream import UnlabeledStream
+from softpl.pl.labeler import (joint_beam_search, label_batch, labeling_autocast, pseudo_label_batch,
+                               reference_batches, reference_tokenizer, teacher_log_probs)
+from softpl.pl.stream import UnlabeledStream, load_batch
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
 
@@ -82,6 +83,7 @@ class SlimIPL:
         if not 0.0 <= options.pl_refresh_prob <= highest <= 1.0:
             raise ValueError(f"--pl_refresh_prob {options.pl_refresh_prob} must be in [0, {highest}] (<= 1)")
         self.cache = PLCache(options.pl_cache_size, seed=options.seed * 1000 + rank)
+        self.input = CacheInput(options, unlabeled, self.stream.batches, unlabeled_lengths)
         self.alarm = CollapseAlarm(
             max_blank_rate=options.pl_collapse_max_blank_rate,
             min_mi_proxy=options.pl_collapse_min_mi,
@@ -107,23 +109,7 @@ class SlimIPL:
     # ---- data --------------------------------------------------------------------------------------
     def _load(self, factory, keys: list[str]) -> tuple[list[str], dict[str, torch.Tensor]]:
         """One batch of ``keys`` through the factory's own dataset and collate function (ESPnet's loading)."""
-        return factory.collate_fn([factory.dataset[key] for key in keys])
-
-    def _entry_input(self, model, entry: dict, device: str) -> dict[str, torch.Tensor]:
-        """The cached batch's input (``speech``, ``speech_lengths``, and ``pl_features`` when ``speech`` holds
-        the frontend's features): kept with its pseudo-labels, so that training on it reads nothing again;
-        remade once after a resume (checkpoints do not hold it) as labeling made it."""
-        if "input" not in entry:
-            entry["input"] = on_host(self._model_input(model, self._load(self.unlabeled, entry["keys"])[1], device))
-        return entry["input"]
-
-    def _model_input(self, model, batch: dict, device: str) -> dict[str, torch.Tensor]:
-        """What a cached batch keeps to train on (``--pl_cache_input``): with a fixed frontend and mono audio, its
-        features (the frontend need not run again at each update on it), left on ``device`` for the teacher
-        pass; else its audio."""
-        if self.opt.pl_cache_input == "audio" or not model.fixed_frontend or batch["speech"].dim() != 2:
-            return batch
-        return frontend_features(self._labeler(model), batch["speech"].to(device), batch["speech_lengths"].to(device))
+        return keys, load_batch(factory, keys)
 
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
@@ -144,7 +130,7 @@ class SlimIPL:
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
         keys, batch = self.stream.next()
-        batch = self._model_input(model, batch, device)
+        batch = self.input.labeling_input(self._labeler(model), batch, device)
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths, transcripts = self._teacher_pass(
             model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
@@ -160,7 +146,7 @@ class SlimIPL:
         self.coverage.add(keys)
         if self.needs.reference:
             labels = [dataclasses.replace(label, tokens=self.reference_tokens(key)) for key, label in zip(keys, labels)]
-        return {"keys": keys, "labels": labels, "aug_seed": aug_seed, "input": on_host(batch)}
+        return self.input.keep({"keys": keys, "labels": labels, "aug_seed": aug_seed}, batch)
 
     def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
@@ -185,7 +171,8 @@ class SlimIPL:
 
     def _churn(self, model, entry: dict, device: str) -> float:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
-        log_probs, lengths, transcripts = self._teacher_pass(model, self._entry_input(model, entry, device), device)
+        batch = self.input.train_input(self._labeler(model), entry, device)
+        log_probs, lengths, transcripts = self._teacher_pass(model, batch, device)
         now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
                           transcripts=transcripts)
         counts = [align(list(map(str, old.tokens)), list(map(str, new.tokens)))
@@ -266,15 +253,15 @@ class SlimIPL:
     def _unlabeled_step(self, model, reporter, device: str):
         """One slimIPL unlabeled step: fill the cache if needed, take a slot, maybe refresh it, return the batch."""
         start = time.perf_counter()
+        self.input.choose(self._labeler(model), model.fixed_frontend, device)
         while not self.cache.is_full:
             self.cache.append(self._label(model, device), self.updates)
             if self.cache.is_full:
                 logging.info("PL cache filled: %d batches, %.1f MB of pseudo-labels, %.1f MB of input (%s)",
-                             len(self.cache), *self._cache_mbytes(),
-                             "features" if any("pl_features" in e.get("input", {}) for e in self.cache.entries)
-                             else "audio")
+                             len(self.cache), *self._cache_mbytes(), self.input.mode)
         slot = self.cache.next_slot()
         entry = self.cache.get(slot)
+        self.input.read(entry, lambda: [self.cache.get(s)["keys"] for s in self.cache.rest_of_pass()])
         if self.cache.should_refresh(self.refresh_prob):
             if self._churn_due():
                 self.diag["pl_churn"].append(self._churn(model, entry, device))
@@ -284,7 +271,7 @@ class SlimIPL:
         self.unlabeled_updates += 1
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
-        keys, batch = entry["keys"], dict(self._entry_input(model, entry, device))
+        keys, batch = entry["keys"], dict(self.input.train_input(self._labeler(model), entry, device))
         start = time.perf_counter()
         batch.update(pseudo_label_batch(entry["labels"], self.needs, token_prior=self.token_prior,
                                         aug_seed=entry["aug_seed"]))

@@ -27,6 +27,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_churn_interval: int
     pl_label_dtype: str
     pl_cache_input: str
+    pl_cache_memory_gib: float
     pl_teacher: str
     pl_ema_decay: float
     pl_teacher_dropout: bool
@@ -77,11 +78,18 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="precision of the teacher passes: auto = the training forward's (--use_amp's autocast "
                             "on a GPU, else fp32); bfloat16: teacher passes about 1.7x faster on CPUs with AVX512-BF16 "
                             "or AMX")
-    group.add_argument("--pl_cache_input", choices=("auto", "audio"), default="auto",
+    group.add_argument("--pl_cache_input", choices=("auto", "audio", "keys"), default="auto",
                        help="what a cached batch keeps to train on: auto = the features its labeling computed "
                             "when the frontend is fixed (ESPnet's default STFT + log-mel, mono audio; training "
                             "then skips the frontend, and 40 log-mels take 1/4 of fp32 audio's memory), else its "
-                            "audio; audio = always the audio (the frontend runs at every update)")
+                            "audio, or keys when that cache would pass --pl_cache_memory_gib; audio = always the "
+                            "audio (the frontend runs at every update); keys = only the utterance keys, the audio "
+                            "loaded again (by --num_workers loader workers) each time the batch is trained on")
+    group.add_argument("--pl_cache_memory_gib", type=float, default=8.0,
+                       help="host memory (GiB per training process) the cached batches' input may take under "
+                            "--pl_cache_input auto; above it they keep keys only. 8: an eighth of the host memory "
+                            "per GPU of an 8-GPU node with 512 GiB (slimIPL 10 h's 1000 batches of 400 s of 80 "
+                            "log-mels take about 12 GiB, 100 h's 100 batches of 400 s about 1.2 GiB)")
     group.add_argument("--pl_dropout", type=float, default=None,
                        help="rate of every dropout module (torch Dropout family) and of every layer drop that is "
                             "on (ESPnet's layer_drop_rate) from PL start (slimIPL: 0.1 for both); default: unchanged")
