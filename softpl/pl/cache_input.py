@@ -76,11 +76,13 @@ class CacheInput:
         self.mode = "keys" if self.opt.pl_cache_input == "keys" or (over and self.opt.pl_cache_input == "auto") \
             else form
         reloaded = f"keys (batches loaded again when trained on; loader workers: {self.opt.num_workers})"
-        log = logging.warning if over and self.mode != "keys" else logging.info
-        log("PL cache input: %s; keeping the %s of %d batches would take an estimated %.3g GiB (%.3g MB per batch),"
-            " %s --pl_cache_memory_gib %g (--pl_cache_input %s)", reloaded if self.mode == "keys" else self.mode,
+        warn = over and self.mode != "keys"
+        (logging.warning if warn else logging.info)(
+            "PL cache input: %s; keeping the %s of %d batches would take an estimated %.3g GiB (%.3g MB per batch),"
+            " %s --pl_cache_memory_gib %g (--pl_cache_input %s)%s", reloaded if self.mode == "keys" else self.mode,
             form, self.opt.pl_cache_size, estimate / 2**30, estimate / self.opt.pl_cache_size / 2**20,
-            "over" if over else "within", self.opt.pl_cache_memory_gib, self.opt.pl_cache_input)
+            "over" if over else "within", self.opt.pl_cache_memory_gib, self.opt.pl_cache_input,
+            ": if host memory runs short, --pl_cache_input auto keeps keys only" if warn else "")
 
     def labeling_input(self, labeler, batch: dict, device: str) -> dict[str, torch.Tensor]:
         """A loaded batch as labeling reads it: its features (left on ``device``) when cached batches keep
