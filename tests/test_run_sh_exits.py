@@ -84,3 +84,37 @@ def test_a_failing_command_is_named_with_the_stage_it_stopped(tmp_path):
     assert proc.returncode == 3
     assert "no corpus here" in proc.stderr
     assert "run.sh: stopped with exit status 3 in stage 1 (line " in proc.stderr and "local/data.sh" in proc.stderr
+
+
+@pytest.mark.parametrize("ngpu, gpu_inference, device", [("1", "auto", "GPU"), ("0", "auto", "CPU"),
+                                                         ("1", "false", "CPU"), ("0", "true", "GPU")])
+def test_gpu_inference_auto_decodes_on_gpu_when_ngpu_is_above_zero(tmp_path, ngpu, gpu_inference, device):
+    """Stage 7 up to its decoding jobs, which go to stand-in job commands (cmd.sh's decode_cmd, cuda_cmd) that
+    record how they were called and fail, so that nothing is decoded."""
+    folder = recipe(tmp_path)
+    (folder / "exp" / "asr_seed").mkdir(parents=True)
+    for name in ("config.yaml", "model.pth"):
+        (folder / "exp" / "asr_seed" / name).write_text("stand-in\n")
+    (folder / "dump" / "raw" / "dev").mkdir(parents=True)
+    (folder / "dump" / "raw" / "dev" / "wav.scp").write_text("utt1 utt1.wav\n")
+    for on in ("cpu", "gpu"):
+        (folder / f"{on}_job.sh").write_text(f'#!/bin/sh\necho "{on} $*" > {folder}/jobs.txt\nexit 1\n')
+        (folder / f"{on}_job.sh").chmod(0o755)
+    proc = run_sh(folder, "--stage", "7", "--stop_stage", "7", "--ngpu", ngpu, "--gpu_inference", gpu_inference,
+                  "--decode_model", "model.pth", "--decode_cmd", str(folder / "cpu_job.sh"),
+                  "--cuda_cmd", str(folder / "gpu_job.sh"))
+    assert proc.returncode == 1 and "run.sh: decoding with exp/asr_seed/model.pth failed" in proc.stderr, \
+        proc.stdout + proc.stderr
+    assert f"decoding exp/asr_seed/model.pth with 1 job(s) per set on {device}" in proc.stdout
+    job = (folder / "jobs.txt").read_text()
+    if device == "GPU":
+        assert job.startswith("gpu --gpu 1 JOB=1:1 ") and job.rstrip().endswith("--ngpu 1"), job
+    else:
+        assert job.startswith("cpu JOB=1:1 ") and job.rstrip().endswith("--ngpu 0"), job
+
+
+def test_a_bad_gpu_inference_value_is_refused_before_any_stage(tmp_path):
+    folder = recipe(tmp_path, "#!/bin/sh\ntouch data_sh_ran\n")
+    proc = run_sh(folder, "--gpu_inference", "bogus")
+    assert proc.returncode == 1 and "run.sh: --gpu_inference must be auto, true or false, got 'bogus'" in proc.stderr
+    assert not (folder / "data_sh_ran").exists()
