@@ -10,15 +10,27 @@
 #   3. wall time of `cd egs/synth_en && ./run.sh --ngpu 1` stages 6-9, with GPU utilization sampled by
 #      nvidia-smi every 0.5 s and each PL run's share of time spent labeling (train.log's pl_label_share);
 #   4. bench/gpu_summary.py: <out>/gpu_results.json and <out>/gpu_results.md (the table for bench/RESULTS.md).
+# With --librispeech_pilot true, after part 2's GPU work: egs/librispeech_100's seed config (stage 6) and, branched
+# from it as stage 8 does, its pseudo-labeling config (train_pl.yaml + conf/pl/hard.yaml), each for --pilot_updates
+# updates on noise at the recipe's batch per GPU of N GPUs for each N of --pilot_gpus (bench/gpu_pl_run.py
+# --recipe_config): loss, memory, seconds per update, MFU, and the hours of the whole schedule on N GPUs
+# (<out>/pilot_<seed|pl>_<N>gpu/; docs/porting.md, "GPU pilot").
 #
 # Usage: bench/gpu.sh [--out DIR] [--dry_run true] [--budget S] [--throughput false] [--pl_run false]
-#                     [--gpu_tests false] [--pl_nj N] [--local_data_opts STR] [-- RUN.SH OPTIONS]
+#                     [--gpu_tests false] [--recipe false] [--librispeech_pilot true] [--pilot_gpus "8 16"]
+#                     [--pilot_updates N] [--pl_nj N] [--local_data_opts STR] [-- RUN.SH OPTIONS]
 #   --out        results folder (default: $OUT when set, else bench/gpu_out)
-#   --dry_run    true: a few CPU steps of part 1 and of the PL run, and the summary, no recipe (what tests/ run)
+#   --dry_run    true: a few CPU steps of part 1, of the PL run and (shrunk model) of the pilot, and the summary, no
+#                recipe (what tests/ run)
 #   --budget     seconds for the whole script (540); stages 6-9 are stopped when it runs out
 #   --throughput false: skip part 1 (when its numbers are already recorded and the time is better spent on 3)
 #   --pl_run     false: skip the 270 M pseudo-labeling run of part 2
 #   --gpu_tests  false: skip the GPU tests of part 2
+#   --recipe     false: skip egs/synth_en (stages 1-5 in part 2, and part 3)
+#   --librispeech_pilot  true: the egs/librispeech_100 pilot above (default false; alone, with --throughput false
+#                --pl_run false --gpu_tests false --recipe false, about 6 minutes on one H100/H200 for 8 and 16)
+#   --pilot_gpus the GPU counts N whose batch per GPU the pilot runs ("8 16": 400 s and 200 s of audio per GPU)
+#   --pilot_updates  updates of each pilot run (300; a multiple of 5, stage 8's 1 labeled + 4 unlabeled)
 #   --pl_nj      stage-8 runs trained at once on the one GPU (4: all of egs/synth_en's; its models are too
 #                small to fill an H100/H200 one at a time)
 #   --local_data_opts  corpus options for stage 1 (e.g. smaller sets for a quick check; default: the full corpus)
@@ -36,6 +48,10 @@ budget=540  # seconds for the whole script: the recipe gets what the throughput 
 throughput=true
 pl_run=true
 gpu_tests=true
+recipe=true
+librispeech_pilot=false
+pilot_gpus="8 16"
+pilot_updates=300
 pl_nj=4
 local_data_opts=""
 recipe_args=()
@@ -48,10 +64,14 @@ while [ $# -gt 0 ]; do
     --throughput) throughput=$2; shift 2 ;;
     --pl_run) pl_run=$2; shift 2 ;;
     --gpu_tests) gpu_tests=$2; shift 2 ;;
+    --recipe) recipe=$2; shift 2 ;;
+    --librispeech_pilot) librispeech_pilot=$2; shift 2 ;;
+    --pilot_gpus) pilot_gpus=$2; shift 2 ;;
+    --pilot_updates) pilot_updates=$2; shift 2 ;;
     --pl_nj) pl_nj=$2; shift 2 ;;
     --local_data_opts) local_data_opts=$2; shift 2 ;;
     --) shift; recipe_args=("$@"); break ;;
-    -h|--help) sed -n "2,30p" "$0"; exit 0 ;;
+    -h|--help) sed -n "2,42p" "$0"; exit 0 ;;
     *) echo "bench/gpu.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -107,7 +127,7 @@ trap '[ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true' EXIT
 
 # ---- 2 (background, CPUs): corpus and statistics --------------------------------------------------
 prep=""
-if [ "$dry_run" != true ]; then
+if [ "$dry_run" != true ] && [ "$recipe" = true ]; then
   # Niced: the GPU work in the foreground gets the CPU time it needs to feed the GPU (kernel launches, loading).
   log "egs/synth_en stages 1-5 on the CPUs, niced, in the background ($out/prep.log)"
   (cd "$root/egs/synth_en" && phase prep start && timeout 300 nice -n 10 ./run.sh --stage 1 --stop_stage 5 --nj "$(nproc)" \
@@ -160,6 +180,37 @@ if [ "$gpu_tests" = true ] && [ "$dry_run" != true ]; then
     SOFTPL_TEST_NGPU=1 timeout 120 "$python" -m pytest -q -p no:cacheprovider tests/test_cpl_trainer.py \
       -k every_target) > "$out/gpu_tests.log" 2>&1 || log "GPU tests failed or timed out (see gpu_tests.log)"
   phase gpu_tests end
+fi
+
+# ---- the egs/librispeech_100 pilot (GPU): the seed config, then stage 8's PL config branched from it ----------
+if [ "$librispeech_pilot" = true ]; then
+  ls_conf=$root/egs/librispeech_100/conf
+  if [ "$dry_run" = true ]; then  # a shrunk model, 1 s utterances, 16 / N of them per batch, 10 updates
+    pilot_args=(--utt_seconds 1 --updates 10 --log_interval 5 --diag_interval 4 --num_workers 0 --override
+                "{encoder_conf: {output_size: 64, attention_heads: 2, linear_units: 128, num_blocks: 2}}")
+  else  # LibriSpeech train-clean-100's mean utterance is 12.7 s: 32 x 12.5 s = the 400 s per GPU of 8 GPUs
+    pilot_args=(--utt_seconds 12.5 --updates "$pilot_updates" --log_interval 25 --diag_interval 20
+                --time_limit 240)
+  fi
+  phase pilot start
+  for n in $pilot_gpus; do
+    batch=()
+    [ "$dry_run" != true ] || batch=(--batch $(( (16 + n - 1) / n )))
+    log "librispeech_100 pilot, batch per GPU of $n GPUs: seed ($out/pilot_seed_${n}gpu/train.log)"
+    timeout 300 "$python" "$root/bench/gpu_pl_run.py" --output_dir "$out/pilot_seed_${n}gpu" \
+      --recipe_config "$ls_conf/train_seed.yaml" --recipe_gpus "$n" --keep_checkpoint true \
+      "${pilot_args[@]}" "${batch[@]}" > "$out/pilot_seed_${n}gpu.log" 2>&1 \
+      || log "pilot seed run failed or timed out (see pilot_seed_${n}gpu.log)"
+    if [ -f "$out/pilot_seed_${n}gpu/exp/checkpoint.pth" ]; then
+      log "librispeech_100 pilot, batch per GPU of $n GPUs: PL, hard ($out/pilot_pl_${n}gpu/train.log)"
+      timeout 300 "$python" "$root/bench/gpu_pl_run.py" --output_dir "$out/pilot_pl_${n}gpu" \
+        --recipe_config "$ls_conf/train_seed.yaml" "$ls_conf/train_pl.yaml" "$root/conf/pl/hard.yaml" \
+        --recipe_gpus "$n" --branch_from "$out/pilot_seed_${n}gpu/exp" "${pilot_args[@]}" "${batch[@]}" \
+        > "$out/pilot_pl_${n}gpu.log" 2>&1 || log "pilot PL run failed or timed out (see pilot_pl_${n}gpu.log)"
+      rm -f "$out/pilot_seed_${n}gpu/exp/checkpoint.pth"  # GBs at 270 M: not a result
+    fi
+  done
+  phase pilot end
 fi
 
 # ---- 3: the recipe on the GPU, stages 6-9 ---------------------------------------------------------

@@ -1,10 +1,10 @@
 """Summarize a bench/gpu.sh results folder into ``gpu_results.json`` and ``gpu_results.md``.
 
 Reads what gpu.sh left there: ``versions.txt``, ``throughput.json`` (bench/gpu_throughput.py),
-``pl_run/pl_run.json`` (bench/gpu_pl_run.py), ``phases.tsv``, ``gpu_util.csv`` (nvidia-smi samples: timestamp,
-utilization %, memory MiB), ``recipe.log`` (run.sh stages 6-9) and ``train_<exp>.log`` (ESPnet train.log of each
-experiment). Parts that are missing (a dry run, a timeout)
-are reported as missing, not invented.
+``pl_run/pl_run.json`` and ``pilot_<seed|pl>_<N>gpu/pl_run.json`` (bench/gpu_pl_run.py; the pilot's results are
+keyed by N, an int), ``phases.tsv``, ``gpu_util.csv`` (nvidia-smi samples: timestamp, utilization %, memory MiB),
+``recipe.log`` (run.sh stages 6-9) and ``train_<exp>.log`` (ESPnet train.log of each experiment). Parts that are
+missing (a dry run, a timeout) are reported as missing, not invented.
 
 Usage: ``python bench/gpu_summary.py --output_dir DIR``.
 """
@@ -25,6 +25,7 @@ STEP_NAMES = {
     "label_hard": "labeling one batch, hard",
     "label_soft_top8": "labeling one batch, soft top-8",
 }
+PILOT_DIR = re.compile(r"^pilot_(seed|pl)_(\d+)gpu$")
 RUN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[run\.sh\] (?:stage (\d+)|done: stages)")
 
 
@@ -105,6 +106,46 @@ def train_log_stats(text: str) -> dict:
     return out
 
 
+def read_run(path: Path, samples) -> dict | None:
+    """A bench/gpu_pl_run.py result, with nvidia-smi's mean utilization and peak memory over its window."""
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    if samples and "window_start" in run:
+        run["gpu_util_mean"] = mean_util(samples, run["window_start"], run["window_end"])
+        run["gpu_memory_peak_gib"] = peak_memory_gib(samples, run["window_start"], run["window_end"])
+    return run
+
+
+def extrapolate(seed: dict | None, pl: dict | None) -> dict:
+    """Hours of the recipe's whole schedule at the pilot's seconds per update: seconds per update x updates / 3600,
+    for the seed (its max_epoch x num_iters_per_epoch: slimIPL's M), the pseudo-labeling run (max_epoch x
+    num_iters_per_epoch x (1 + unlabeled per labeled)) and both."""
+    row: dict = {}
+    for name, run in (("seed", seed), ("pl", pl)):
+        if run and run.get("seconds_per_update") and run.get("schedule_updates"):
+            row[f"{name}_updates"] = run["schedule_updates"]
+            row[f"{name}_hours"] = round(run["seconds_per_update"] * run["schedule_updates"] / 3600, 1)
+    if "seed_hours" in row and "pl_hours" in row:
+        row["full_updates"] = row["seed_updates"] + row["pl_updates"]
+        row["full_hours"] = round(row["seed_hours"] + row["pl_hours"], 1)
+    return row
+
+
+def read_pilot(out_dir: Path, samples) -> dict | None:
+    """gpu.sh --librispeech_pilot's runs, ``pilot_<seed|pl>_<N>gpu/pl_run.json`` (the recipe's batch per GPU for N
+    GPUs), and the hours of the whole schedule on N GPUs (:func:`extrapolate`)."""
+    runs: dict[int, dict] = {}
+    for path in out_dir.glob("pilot_*gpu/pl_run.json"):
+        match = PILOT_DIR.match(path.parent.name)
+        if match:
+            runs.setdefault(int(match.group(2)), {})[match.group(1)] = read_run(path, samples)
+    if not runs:
+        return None
+    return {"runs": {gpus: runs[gpus] for gpus in sorted(runs)},
+            "extrapolation": {gpus: extrapolate(runs[gpus].get("seed"), runs[gpus].get("pl")) for gpus in sorted(runs)}}
+
+
 def summarize(out_dir: Path) -> dict:
     results: dict = {"versions": (out_dir / "versions.txt").read_text().strip().splitlines()
                      if (out_dir / "versions.txt").exists() else []}
@@ -112,12 +153,8 @@ def summarize(out_dir: Path) -> dict:
     results["throughput"] = json.loads(throughput.read_text()) if throughput.exists() else None
     phases = read_phases(out_dir / "phases.tsv")
     samples = read_gpu_util(out_dir / "gpu_util.csv")
-    pl_run = out_dir / "pl_run" / "pl_run.json"
-    results["pl_run"] = json.loads(pl_run.read_text()) if pl_run.exists() else None
-    if results["pl_run"] and samples and "window_start" in results["pl_run"]:
-        window = results["pl_run"]["window_start"], results["pl_run"]["window_end"]
-        results["pl_run"]["gpu_util_mean"] = mean_util(samples, *window)
-        results["pl_run"]["gpu_memory_peak_gib"] = peak_memory_gib(samples, *window)
+    results["pl_run"] = read_run(out_dir / "pl_run" / "pl_run.json", samples)
+    results["pilot"] = read_pilot(out_dir, samples)
     results["phases_seconds"] = {name: round(end - start, 1) for name, (start, end) in phases.items()}
     results["gpu_util_mean"] = {name: mean_util(samples, *span) for name, span in phases.items()} if samples else None
     recipe_log = out_dir / "recipe.log"
@@ -141,6 +178,59 @@ def summarize(out_dir: Path) -> dict:
             if "seconds_per_update" in stats:
                 stats["vs_supervised_update"] = round(stats["seconds_per_update"] / supervised, 3)
     return results
+
+
+def loss_trend(run: dict) -> tuple[str, str]:
+    """``first -> last`` of the labeled CTC loss (and the pseudo-label loss) over the run's progress lines, and
+    whether the labeled loss fell."""
+    curve = run.get("loss_curve") or {}
+    keys = [key for key in ("loss_ctc", "loss_pl") if len(curve.get(key, [])) >= 2] or \
+        [key for key in ("loss",) if len(curve.get(key, [])) >= 2]
+    if not keys:
+        return "-", "-"
+    text = "; ".join(f"{key} {curve[key][0][1]:.4g} -> {curve[key][-1][1]:.4g}" for key in keys)
+    return text, "yes" if curve[keys[0]][-1][1] < curve[keys[0]][0][1] else "no"
+
+
+def percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def pilot_markdown(pilot: dict) -> list[str]:
+    """The tables of gpu.sh --librispeech_pilot: its runs, then the hours of the whole schedule."""
+    runs = [(gpus, kind, run) for gpus, pair in pilot["runs"].items() for kind, run in sorted(
+        pair.items(), key=lambda item: item[0] != "seed") if run]
+    device = next((run.get("device") for _, _, run in runs if run.get("device")), "-")
+    peak = next((run.get("peak_bf16_tflops") for _, _, run in runs if run.get("peak_bf16_tflops")), None)
+    lines = [f"egs/librispeech_100 pilot (bench/gpu_pl_run.py --recipe_config: the recipe's configs as they are, "
+             f"noise audio, utterance_mvn; one GPU at the recipe's batch per GPU of N GPUs; {device}; MFU against "
+             f"{f'{peak:g} TFLOPS' if peak else 'no known'} dense bf16 peak, FLOPs by torch's FlopCounterMode):", "",
+             "| run | N GPUs | batch per GPU | updates in window | s per update | audio s/s per GPU | peak GPU memory "
+             "GiB | loss, first -> last progress line | loss falls | model TFLOP per update | MFU % | "
+             "MFU executed % | labeling share |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for gpus, kind, run in runs:
+        name = "seed (stage 6)" if kind == "seed" else f"PL (stage 8, `{Path(run['config']).name}`)"
+        batch = f"{run['batch']} x {run['utt_seconds']:g} s"
+        if "seconds_per_update" not in run:
+            lines.append(f"| {name} | {gpus} | {batch} | FAILED (return code {run.get('returncode')}; see "
+                         f"pilot_{kind}_{gpus}gpu/train.log) | | | | | | | | | |")
+            continue
+        memory = run.get("gpu_max_cached_mem_gib") or run.get("gpu_memory_peak_gib") or "-"
+        trend, falls = loss_trend(run)
+        lines.append(f"| {name} | {gpus} | {batch} | {run['updates_in_window']} | {run['seconds_per_update']} | "
+                     f"{run['audio_seconds_per_second']} | {memory} | {trend} | {falls} | "
+                     f"{run.get('model_tflop_per_update', '-')} | {percent(run.get('mfu'))} | "
+                     f"{percent(run.get('mfu_executed'))} | {run.get('pl_label_share', '-')} |")
+    lines += ["", "Hours of the recipe's whole schedule on N GPUs (s per update x updates / 3600; data parallel, the "
+              "recipe's batch_bins shared by the N GPUs as ESPnet shares them, one GPU's update measured alone: the "
+              "gradient all-reduce, DDP's search for unused parameters, validation and checkpoints are not in it):",
+              "", "| N GPUs | seed: M updates | seed h | PL updates | PL h | full run updates | full run h |",
+              "|---|---|---|---|---|---|---|"]
+    for gpus, row in pilot["extrapolation"].items():
+        lines.append(f"| {gpus} | {row.get('seed_updates', '-')} | {row.get('seed_hours', '-')} | "
+                     f"{row.get('pl_updates', '-')} | {row.get('pl_hours', '-')} | {row.get('full_updates', '-')} | "
+                     f"{row.get('full_hours', '-')} |")
+    return lines + [""]
 
 
 def markdown(results: dict) -> str:
@@ -177,6 +267,8 @@ def markdown(results: dict) -> str:
                   f"{pl_run.get('gpu_memory_peak_gib', '-')} |", ""]
     elif pl_run:
         lines += [f"Pseudo-labeling run: FAILED (return code {pl_run['returncode']}; see pl_run/train.log).", ""]
+    if results.get("pilot"):
+        lines += pilot_markdown(results["pilot"])
     recipe = results.get("recipe")
     if recipe:
         state = "finished" if recipe["finished"] else "DID NOT FINISH within the limit"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -104,3 +105,78 @@ def test_summary_reads_recipe_stages_gpu_samples_and_train_logs(tmp_path):
         ("0.25", "90.0", "1.0")
     runs_table = {row["experiment"]: row for row in table_with(tables, "experiment")}
     assert runs_table["pl_hard"]["vs supervised continuation"] == "1.05"
+
+
+def test_librispeech_pilot_dry_run_trains_the_seed_config_then_branches_stage_8_from_it(tmp_path):
+    """gpu.sh --librispeech_pilot: egs/librispeech_100's seed config, then its PL config continuing the seed's
+    training state, at the batch per GPU of 8 and of 16 GPUs (dry: a shrunk model, 16 / N utterances of 1 s)."""
+    out = tmp_path / "out"
+    proc = subprocess.run([str(ROOT / "bench/gpu.sh"), "--dry_run", "true", "--librispeech_pilot", "true",
+                           "--throughput", "false", "--pl_run", "false", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((out / "gpu_results.json").read_text())
+    assert results["throughput"] is None and results["pl_run"] is None
+    pilot = results["pilot"]
+    assert set(pilot["runs"]) == {"8", "16"}
+    for gpus, batch in (("8", 2), ("16", 1)):
+        seed, pl = pilot["runs"][gpus]["seed"], pilot["runs"][gpus]["pl"]
+        for run in (seed, pl):
+            assert run["returncode"] == 0 and run["batch"] == batch and run["recipe_gpus"] == int(gpus)
+            assert run["recipe_per_gpu_seconds"] == 51200000 / int(gpus) / 16000  # the recipe's batch_bins / N
+            assert run["updates_in_window"] == 5 and run["seconds_per_update"] > 0
+            assert run["model_tflop_per_update"] > 0 and "mfu" not in run  # FLOPs counted; no GPU peak on CPU
+        assert seed["trainer"] == "softpl.bin.asr_train" and seed["schedule_updates"] == 20000  # slimIPL's M
+        assert pl["trainer"] == "softpl.bin.cpl_train" and pl["schedule_updates"] == 60 * 1000 * 5
+        assert pl["branched_from"] == str(out / f"pilot_seed_{gpus}gpu/exp") and 0 <= pl["pl_label_share"] < 1
+        assert len(seed["loss_curve"]["loss_ctc"]) == 2 and {"loss_ctc", "loss_pl"} <= set(pl["loss_curve"])
+        assert pl["labelings_per_update"] == pytest.approx(0.1 * 4 / 5)
+        row = pilot["extrapolation"][gpus]
+        assert row["seed_hours"] == round(seed["seconds_per_update"] * 20000 / 3600, 1)
+        assert row["full_updates"] == 320000 and row["full_hours"] == round(row["seed_hours"] + row["pl_hours"], 1)
+    # The PL run trains the recipe's merged config as it is: the seed's optimizer and schedule, stage 8's PL options.
+    config = yaml.safe_load((out / "pilot_pl_8gpu/train.yaml").read_text())
+    assert (config["optim"], config["scheduler"], config["specaug"]) == ("adagrad", "piecewiselinearwarmuplr",
+                                                                         "scheduled")
+    assert config["model_conf"] == {"ctc_weight": 1.0, "ctc_target_norm": "sqrt", "sym_space": "▁", "pl_target": "hard"}
+    assert (config["pl_cache_size"], config["pl_dropout"], config["pl_unlabeled_per_labeled"]) == (100, 0.1, 4)
+    assert config["max_epoch"] == 2 and config["encoder_conf"]["num_blocks"] == 2  # after the seed's epoch; shrunk
+    assert "continuing the seed's training state after its epoch 1" in (out / "pilot_pl_8gpu/train.log").read_text()
+    assert not list(out.rglob("*.pth"))  # the seed's checkpoint went once its branch had trained
+    tables = markdown_tables((out / "gpu_results.md").read_text())
+    runs = table_with(tables, "MFU %")
+    assert [(row["run"], row["N GPUs"], row["batch per GPU"]) for row in runs] == [
+        ("seed (stage 6)", "8", "2 x 1 s"), ("PL (stage 8, `hard.yaml`)", "8", "2 x 1 s"),
+        ("seed (stage 6)", "16", "1 x 1 s"), ("PL (stage 8, `hard.yaml`)", "16", "1 x 1 s")]
+    hours = {row["N GPUs"]: row for row in table_with(tables, "full run h")}
+    assert hours["16"]["full run updates"] == "320000" and float(hours["16"]["full run h"]) >= 0
+
+
+def test_summary_extrapolates_the_pilot_to_the_whole_schedule(tmp_path):
+    """Hours = seconds per update x the schedule's updates / 3600, per GPU count; MFU and memory as recorded."""
+    for kind, gpus, seconds, updates in (("seed", 8, 0.18, 20000), ("pl", 8, 0.2, 300000), ("seed", 16, 0.1, 20000)):
+        (tmp_path / f"pilot_{kind}_{gpus}gpu").mkdir()
+        (tmp_path / f"pilot_{kind}_{gpus}gpu/pl_run.json").write_text(json.dumps({
+            "config": "conf/pl/hard.yaml" if kind == "pl" else "conf/train_seed.yaml",
+            "device": "NVIDIA H100 80GB HBM3",
+            "batch": 32 * 8 // gpus, "utt_seconds": 12.5, "returncode": 0, "updates_in_window": 275,
+            "seconds_per_update": seconds, "audio_seconds_per_second": 400 / seconds, "schedule_updates": updates,
+            "gpu_max_cached_mem_gib": 21.5, "model_tflop_per_update": 30.0, "mfu": 0.151, "mfu_executed": 0.151,
+            "peak_bf16_tflops": 989.0, "loss_curve": {"loss_ctc": [[25, 90.0], [300, 70.0]]}}))
+    (tmp_path / "pilot_pl_16gpu").mkdir()  # a PL run that failed before its first progress line
+    (tmp_path / "pilot_pl_16gpu/pl_run.json").write_text(json.dumps(
+        {"config": "conf/pl/hard.yaml", "batch": 16, "utt_seconds": 12.5, "returncode": 1}))
+    results = gpu_summary.summarize(tmp_path)
+    assert results["pilot"]["extrapolation"] == {
+        8: {"seed_updates": 20000, "seed_hours": 1.0, "pl_updates": 300000, "pl_hours": 16.7,
+            "full_updates": 320000, "full_hours": 17.7},
+        16: {"seed_updates": 20000, "seed_hours": 0.6}}
+    tables = markdown_tables(gpu_summary.markdown(results))
+    runs = table_with(tables, "MFU %")
+    assert (runs[0]["run"], runs[0]["MFU %"], runs[0]["peak GPU memory GiB"], runs[0]["loss falls"]) == \
+        ("seed (stage 6)", "15.1", "21.5", "yes")
+    assert runs[0]["loss, first -> last progress line"] == "loss_ctc 90 -> 70"
+    assert runs[3]["updates in window"].startswith("FAILED (return code 1")
+    hours = {row["N GPUs"]: row for row in table_with(tables, "full run h")}
+    assert (hours["8"]["PL h"], hours["8"]["full run h"], hours["16"]["full run h"]) == ("16.7", "17.7", "-")
+    assert "989 TFLOPS" in gpu_summary.markdown(results)
