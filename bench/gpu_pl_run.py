@@ -242,7 +242,8 @@ def count_flops(config: dict, token_list: Path, batch: int, utt_seconds: float, 
     * ``train_step``: forward + backward of a training update with every encoder layer (the model's FLOPs, what
       MFU counts);
     * ``train_step_no_layers``: the same with the encoder's layer drop rate set to 1 (front end and CTC only,
-      where the encoder honours it), so that the FLOPs executed on average under layer drop rate r are
+      where the encoder honours it: model cpl's does, :mod:`softpl.models.layer_drop`), so that the FLOPs
+      executed on average under layer drop rate r are
       ``no_layers + (1 - r) (train_step - no_layers)``;
     * ``label_forward``: the teacher's forward of a labeling (eval mode, no gradient)."""
     model = build(config, token_list, config.get("model", "cpl"), {}, device)
@@ -285,7 +286,8 @@ def utilization(config: dict, flops: dict, seconds_per_update: float, peak: floa
     no_layers = flops.get("train_step_no_layers", flops["train_step"])
     executed = no_layers + (1 - rate) * (flops["train_step"] - no_layers) + labelings * flops["label_forward"]
     # Whether the encoder drops layers at all: ESPnet 202611's transformer and conformer encoders loop over their
-    # layer stack themselves, past MultiSequential's layer drop, so dropping every layer counts the same FLOPs.
+    # layer stack themselves, past MultiSequential's layer drop; model cpl's stack drops them
+    # (softpl.models.layer_drop), while a stock model counts the same FLOPs with every layer dropped.
     applied = no_layers < flops["train_step"]
     out = {"flops": flops, "layer_drop_rate": rate, "layer_drop_applied": applied,
            "labelings_per_update": round(labelings, 4),

@@ -126,6 +126,7 @@ def test_librispeech_pilot_dry_run_trains_the_seed_config_then_branches_stage_8_
             assert run["recipe_per_gpu_seconds"] == 51200000 / int(gpus) / 16000  # the recipe's batch_bins / N
             assert run["updates_in_window"] == 5 and run["seconds_per_update"] > 0
             assert run["model_tflop_per_update"] > 0 and "mfu" not in run  # FLOPs counted; no GPU peak on CPU
+            assert run["layer_drop_applied"]  # model cpl's encoder drops its layers (softpl.models.layer_drop)
         assert seed["trainer"] == "softpl.bin.asr_train" and seed["schedule_updates"] == 20000  # slimIPL's M
         assert pl["trainer"] == "softpl.bin.cpl_train" and pl["schedule_updates"] == 60 * 1000 * 5
         assert pl["branched_from"] == str(out / f"pilot_seed_{gpus}gpu/exp") and 0 <= pl["pl_label_share"] < 1

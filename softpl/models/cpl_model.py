@@ -52,6 +52,7 @@ from softpl.decode.greedy import greedy_ctc_decode
 from softpl.losses import regularizers as reg
 from softpl.losses.soft_ctc import frame_cross_entropy, soft_cross_entropy
 from softpl.metrics.collapse import posterior_stats
+from softpl.models.layer_drop import enable_layer_drop
 from softpl.pl.labeler import TargetNeeds
 from softpl.pl.soft_storage import expand_soft_targets
 from softpl.pl.targets import temper
@@ -84,6 +85,7 @@ class CPLASRModel(ESPnetASRModel):
         **kwargs,
     ):
         super().__init__(*args, sym_space=sym_space, **kwargs)
+        enable_layer_drop(self.encoder)  # ESPnet's transformer and conformer encoders would skip layer_drop_rate
         self.sym_space = sym_space
         if self.ctc_weight <= 0.0:
             raise ValueError(
