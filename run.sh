@@ -133,6 +133,7 @@ case "$gpu_inference" in
   true|false) ;;
   *) echo "run.sh: --gpu_inference must be auto, true or false, got '$gpu_inference'" >&2; exit 1 ;;
 esac
+decode_on=$([ "$gpu_inference" = true ] && echo gpu || echo cpu)  # run_jobs' device for decoding jobs
 [[ "$inference_nj" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --inference_nj must be a positive integer, got '$inference_nj'" >&2; exit 1; }
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -508,7 +509,7 @@ decode_and_score() {  # decode_and_score <exp_dir>
       "$data_feats/$set/wav.scp"
   done
   # shellcheck disable=SC2046  # one --data_dir and one --key_file per set (set names are single words)
-  run_jobs "$( [ "$gpu_inference" = true ] && echo gpu || echo cpu)" "$_nj" "$dec/logdir/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
+  run_jobs "$decode_on" "$_nj" "$dec/logdir/decode.JOB.log" $python -m softpl.bin.decode --asr_train_config "$exp/config.yaml" \
     --asr_model_file "$model" --data_dir $(for set in $test_sets; do echo "$data_feats/$set"; done) \
     --key_file $(for set in $test_sets; do echo "$dec/logdir/keys.$set.JOB.scp"; done) \
     --output_dir "$dec/logdir/output.JOB" --batch_size "$decode_batch_size" "${device_opts[@]}" \
