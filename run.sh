@@ -151,6 +151,7 @@ log() { echo "$(date '+%Y-%m-%d %H:%M:%S') [run.sh] $*"; }
 # No silent exit: every non-zero exit says where it stopped (the stage, and the command set -e stopped at).
 current_stage=""
 failed_command=""
+set -o errtrace  # the ERR trap also in functions: the stages are functions
 trap 'failed_command="line $LINENO: $BASH_COMMAND"' ERR
 # shellcheck disable=SC2317  # called by the EXIT trap
 say_why_on_exit() {
@@ -281,7 +282,8 @@ token_list=$token_dir/tokens.txt
 stats_dir=$expdir/asr_stats_$token_type
 
 # ---- stage 1: data preparation --------------------------------------------------------------------
-if run_stage 1; then
+stage_1() {
+  local sig
   sig="seed=$seed nj=$nj opts=$local_data_opts $(grep -v '^#' db.sh 2>/dev/null || true)"
   if stage_done data/.stage1.done "$sig"; then
     log "stage 1: data preparation already done ($sig)"
@@ -294,10 +296,11 @@ if run_stage 1; then
     mark_done data/.stage1.done "$sig"
     stage_timer_end 1
   fi
-fi
+}
 
 # ---- stage 2: format audio + validate --------------------------------------------------------------
-if run_stage 2; then
+stage_2() {
+  local sig set
   sig="fs=$fs skip_bad=$skip_bad sets=$all_sets${speed_perturb_factors:+ sp=$speed_perturb_factors} $(marker_of data/.stage1.done)"
   if stage_done "$data_feats/org/.stage2.done" "$sig"; then
     log "stage 2: formatting already done"
@@ -324,10 +327,11 @@ if run_stage 2; then
     mark_done "$data_feats/org/.stage2.done" "$sig"
     stage_timer_end 2
   fi
-fi
+}
 
 # ---- stage 3: length filter -----------------------------------------------------------------------
-if run_stage 3; then
+stage_3() {
+  local sig set
   sig="min_dur=$min_dur max_dur=$max_dur $(marker_of "$data_feats/org/.stage2.done")"
   if stage_done "$data_feats/.stage3.done" "$sig"; then
     log "stage 3: length filter already done"
@@ -349,41 +353,56 @@ if run_stage 3; then
     mark_done "$data_feats/.stage3.done" "$sig"
     stage_timer_end 3
   fi
-fi
+}
 
-# With speed perturbation the labeled training set from here on is its perturbed union (as in ESPnet's asr.sh).
-[ -n "$speed_perturb_factors" ] && train_set=${train_set}_sp
+# The settings of stages 4-8 (training set, tokenizer, normalization, data options), made after stage 3 on every
+# call; with --seed_model_dir the seed is imported here, for stages 4-6 (import_seed reads stage 3's text).
+training_settings() {
+  local seed_token_type seed_bpemodel
+  # With speed perturbation the labeled training set from here on is its perturbed union (as in ESPnet's asr.sh).
+  [ -n "$speed_perturb_factors" ] && train_set=${train_set}_sp
 
-if [ -n "$seed_model_dir" ]; then
-  # An existing ESPnet model is the seed: its token list, tokenizer and normalization replace stages 4-5.
-  seed_config=$seed_exp/train_seed.yaml
-  token_list=$seed_exp/tokens.txt
-  if run_stage 4 || run_stage 5 || run_stage 6; then
-    log "stages 4-6: seed imported from $seed_model_dir -> $seed_exp"
-    $python -m softpl.bin.import_seed --model_dir "$seed_model_dir" --text "$data_feats/$train_set/text" \
-      --output_dir "$seed_exp"
-    mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
+  if [ -n "$seed_model_dir" ]; then
+    # An existing ESPnet model is the seed: its token list, tokenizer and normalization replace stages 4-5.
+    seed_config=$seed_exp/train_seed.yaml
+    token_list=$seed_exp/tokens.txt
+    if run_stage 4 || run_stage 5 || run_stage 6; then
+      log "stages 4-6: seed imported from $seed_model_dir -> $seed_exp"
+      $python -m softpl.bin.import_seed --model_dir "$seed_model_dir" --text "$data_feats/$train_set/text" \
+        --output_dir "$seed_exp"
+      mark_done "$seed_exp/.stage6.done" "imported from $( [ -d "$seed_model_dir" ] && cd "$seed_model_dir" && pwd || echo "$seed_model_dir")"
+    fi
+    need 6 "$seed_exp/seed_facts" "stage 6 imports the seed and writes it (--stage 6)"
+    seed_fact() { sed -n "s/^$1=//p" "$seed_exp/seed_facts"; }  # one key=value line that import_seed wrote
+    seed_token_type=$(seed_fact token_type)
+    seed_bpemodel=$(seed_fact bpemodel)
+    seed_init_param=$(seed_fact init_param)
+    espnet_token_opts=(--token_type "$seed_token_type" --token_list "$token_list")
+    [ -n "$seed_bpemodel" ] && espnet_token_opts+=(--bpemodel "$seed_bpemodel")
+    norm_opts=()  # the imported config carries its own normalization
+    shape_opts=(--train_shape_file "$data_feats/$train_set/utt2num_samples"
+                --valid_shape_file "$data_feats/$valid_set/utt2num_samples")
+  else
+    espnet_token_opts=(--token_type bpe --bpemodel "$bpemodel" --token_list "$token_list")
+    norm_opts=(--normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz")
+    shape_opts=(--train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe"
+                --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe")
+    seed_init_param=""  # set at stage 8 when needed: the seed's decoded checkpoint
   fi
-  need 6 "$seed_exp/seed_facts" "stage 6 imports the seed and writes it (--stage 6)"
-  seed_fact() { sed -n "s/^$1=//p" "$seed_exp/seed_facts"; }  # one key=value line that import_seed wrote
-  seed_token_type=$(seed_fact token_type)
-  seed_bpemodel=$(seed_fact bpemodel)
-  seed_init_param=$(seed_fact init_param)
-  espnet_token_opts=(--token_type "$seed_token_type" --token_list "$token_list")
-  [ -n "$seed_bpemodel" ] && espnet_token_opts+=(--bpemodel "$seed_bpemodel")
-  norm_opts=()  # the imported config carries its own normalization
-  shape_opts=(--train_shape_file "$data_feats/$train_set/utt2num_samples"
-              --valid_shape_file "$data_feats/$valid_set/utt2num_samples")
-else
-  espnet_token_opts=(--token_type bpe --bpemodel "$bpemodel" --token_list "$token_list")
-  norm_opts=(--normalize global_mvn --normalize_conf "stats_file=$stats_dir/train/feats_stats.npz")
-  shape_opts=(--train_shape_file "$stats_dir/train/speech_shape" --train_shape_file "$stats_dir/train/text_shape.bpe"
-              --valid_shape_file "$stats_dir/valid/speech_shape" --valid_shape_file "$stats_dir/valid/text_shape.bpe")
-  seed_init_param=""  # set at stage 8 when needed: the seed's decoded checkpoint
-fi
+  # Options every ESPnet call shares: data, tokenizer and normalization statistics.
+  asr_data_opts=(
+    --use_preprocessor true "${espnet_token_opts[@]}" --frontend_conf "fs=$fs"
+    --train_data_path_and_name_and_type "$data_feats/$train_set/wav.scp,speech,sound"
+    --train_data_path_and_name_and_type "$data_feats/$train_set/text,text,text"
+    --valid_data_path_and_name_and_type "$data_feats/$valid_set/wav.scp,speech,sound"
+    --valid_data_path_and_name_and_type "$data_feats/$valid_set/text,text,text"
+  )
+}
 
 # ---- stage 4: token list --------------------------------------------------------------------------
-if run_stage 4 && [ -z "$seed_model_dir" ]; then
+stage_4() {
+  local sig set
+  [ -z "$seed_model_dir" ] || return 0  # --seed_model_dir: the imported seed's token list (training_settings)
   sig="token_type=$token_type nbpe=$nbpe $(marker_of "$data_feats/.stage3.done")"
   if stage_done "$token_dir/.stage4.done" "$sig"; then
     log "stage 4: token list already done ($token_list)"
@@ -401,19 +420,12 @@ if run_stage 4 && [ -z "$seed_model_dir" ]; then
     mark_done "$token_dir/.stage4.done" "$sig"
     stage_timer_end 4
   fi
-fi
-
-# Options every ESPnet call shares: data, tokenizer and normalization statistics.
-asr_data_opts=(
-  --use_preprocessor true "${espnet_token_opts[@]}" --frontend_conf "fs=$fs"
-  --train_data_path_and_name_and_type "$data_feats/$train_set/wav.scp,speech,sound"
-  --train_data_path_and_name_and_type "$data_feats/$train_set/text,text,text"
-  --valid_data_path_and_name_and_type "$data_feats/$valid_set/wav.scp,speech,sound"
-  --valid_data_path_and_name_and_type "$data_feats/$valid_set/text,text,text"
-)
+}
 
 # ---- stage 5: ESPnet collect-stats ------------------------------------------------------------------
-if run_stage 5 && [ -z "$seed_model_dir" ]; then
+stage_5() {
+  local sig _nj vocab_size dset
+  [ -z "$seed_model_dir" ] || return 0  # --seed_model_dir: the imported config's normalization (training_settings)
   sig="config=$(sha1sum < "$seed_config" | cut -c1-12) nj=$nj $(marker_of "$token_dir/.stage4.done")"
   if stage_done "$stats_dir/.stage5.done" "$sig"; then
     log "stage 5: collect-stats already done ($stats_dir)"
@@ -443,11 +455,13 @@ if run_stage 5 && [ -z "$seed_model_dir" ]; then
     mark_done "$stats_dir/.stage5.done" "$sig"
     stage_timer_end 5
   fi
-fi
+}
 
 # ---- stage 6: seed training (ESPnet's ASR task and trainer; softpl.bin.asr_train registers softpl's model and
 # SpecAugment classes, which a seed config may name: egs/librispeech_100's model cpl, specaug scheduled) -------
-if run_stage 6 && [ -z "$seed_model_dir" ]; then
+stage_6() {
+  local sig
+  [ -z "$seed_model_dir" ] || return 0  # --seed_model_dir: training_settings imports the seed instead
   sig="config=$(sha1sum < "$seed_config" | cut -c1-12) seed=$seed ngpu=$ngpu args=$seed_args $(marker_of "$stats_dir/.stage5.done")"
   if stage_done "$seed_exp/.stage6.done" "$sig"; then
     log "stage 6: seed model already trained ($seed_exp)"
@@ -466,7 +480,7 @@ if run_stage 6 && [ -z "$seed_model_dir" ]; then
     mark_done "$seed_exp/.stage6.done" "$sig"
     stage_timer_end 6
   fi
-fi
+}
 
 # The checkpoint of a run that stages 7, 9 and 11 use: --decode_model, or the decoding rule's default.
 decoded_model() {  # decoded_model <exp_dir>
@@ -535,16 +549,20 @@ decode_and_score() {  # decode_and_score <exp_dir>
   mark_done "$dec/.done" "$sig"
 }
 
-# ---- stage 7: decode + score the seed -------------------------------------------------------------
-# What the report records beside the scores: the data (each data dir's fingerprint) and the training threads.
-pl_threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}  # per stage-8 run
-report_opts=(--threads "${OMP_NUM_THREADS:-$(nproc)} for the seed, $pl_threads per stage-8 run ($pl_nj at a time)")
-for set in $all_sets; do
-  [ "$set" = "${train_set%_sp}" ] && set=$train_set  # the labeled set trained on (speed-perturbed or not)
-  [ ! -f "$data_feats/$set/wav.scp" ] || report_opts+=(--data_dirs "$data_feats/$set")
-done
+# What the report (stages 7 and 10) records beside the scores: the data (each data dir's fingerprint) and the
+# training threads; made before stage 7 on every call.
+report_settings() {
+  local set
+  pl_threads=${OMP_NUM_THREADS:-$(( $(nproc) / pl_nj > 0 ? $(nproc) / pl_nj : 1 ))}  # per stage-8 run
+  report_opts=(--threads "${OMP_NUM_THREADS:-$(nproc)} for the seed, $pl_threads per stage-8 run ($pl_nj at a time)")
+  for set in $all_sets; do
+    [ "$set" = "${train_set%_sp}" ] && set=$train_set  # the labeled set trained on (speed-perturbed or not)
+    [ ! -f "$data_feats/$set/wav.scp" ] || report_opts+=(--data_dirs "$data_feats/$set")
+  done
+}
 
-if run_stage 7; then
+# ---- stage 7: decode + score the seed -------------------------------------------------------------
+stage_7() {
   need 7 "$seed_exp/config.yaml" "stage 6 trains the seed (--stage 6), or --seed_model_dir imports one"
   log "stage 7: greedy CTC decoding and scoring of $seed_exp on: $test_sets"
   stage_timer_start
@@ -553,7 +571,7 @@ if run_stage 7; then
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" --title "RESULTS: $(basename "$PWD")" --command "$invocation" "${report_opts[@]}"
   stage_timer_end 7
-fi
+}
 
 # Continuation runs of stage 8: the supervised baseline first, then one per PL variant.
 pl_config_path() {  # a --pl_configs entry: a YAML path, or a name under the recipe's or softpl's conf/pl/
@@ -563,22 +581,27 @@ pl_config_path() {  # a --pl_configs entry: a YAML path, or a name under the rec
   else echo "run.sh: PL config '$1' not found (conf/pl/$1.yaml, $softpl_root/conf/pl/$1.yaml)" >&2; return 1
   fi
 }
-continuation_names=""
-[ "$supervised_baseline" = true ] && continuation_names="asr_supervised_cont"
-declare -A pl_yaml_of=() variant_of=() seed_of=()
-for name in $pl_configs; do
-  run=pl_$(basename "$name" .yaml)
-  pl_yaml_of[$run]=$(pl_config_path "$name") || exit 1
-  continuation_names="$continuation_names $run"
-done
-continuation_runs=""  # seed-major: every variant's first seed before any second seed
-for run_seed in ${pl_seeds:-$seed}; do
-  for name in $continuation_names; do
-    run=$name; [ -n "$pl_seeds" ] && run=${name}_seed$run_seed
-    variant_of[$run]=$name; seed_of[$run]=$run_seed
-    continuation_runs="$continuation_runs $run"
+# The runs, with their variant and seed, made after stage 7 on every call (a --pl_configs entry not found stops
+# run.sh there).
+continuation_settings() {
+  local continuation_names name run run_seed
+  continuation_names=""
+  [ "$supervised_baseline" = true ] && continuation_names="asr_supervised_cont"
+  declare -gA pl_yaml_of=() variant_of=() seed_of=()
+  for name in $pl_configs; do
+    run=pl_$(basename "$name" .yaml)
+    pl_yaml_of[$run]=$(pl_config_path "$name") || exit 1
+    continuation_names="$continuation_names $run"
   done
-done
+  continuation_runs=""  # seed-major: every variant's first seed before any second seed
+  for run_seed in ${pl_seeds:-$seed}; do
+    for name in $continuation_names; do
+      run=$name; [ -n "$pl_seeds" ] && run=${name}_seed$run_seed
+      variant_of[$run]=$name; seed_of[$run]=$run_seed
+      continuation_runs="$continuation_runs $run"
+    done
+  done
+}
 
 # ---- stage 8: continuous pseudo-labeling -----------------------------------------------------------
 # Every run branches from the seed's last training state (model, optimizer, scheduler: ESPnet's checkpoint.pth),
@@ -651,7 +674,7 @@ run_at_once() {
   [ "$failed" -eq 0 ]
 }
 
-if run_stage 8; then
+stage_8() {
   need 8 "$seed_exp/config.yaml" "stage 6 trains the seed (--stage 6), or --seed_model_dir imports one"
   need 8 "$data_feats/$unlabeled_set/wav.scp" "stage 3 makes it (--stage 3)"
   # The seed epoch every continuation goes on from (0: no training state to branch from), read once.
@@ -661,7 +684,7 @@ if run_stage 8; then
   fi
   # shellcheck disable=SC2086  # one argument per run (run names are single words)
   run_at_once train_continuation $continuation_runs || { echo "run.sh: stage 8: a run failed (see above)" >&2; exit 1; }
-fi
+}
 
 # ---- stage 9: decode + score the continuation runs --------------------------------------------------
 # shellcheck disable=SC2317  # called through run_at_once
@@ -673,13 +696,14 @@ decode_continuation() {  # decode_continuation <run>: stage 9 for one run
   stage_timer_end "9 ($1)"
 }
 
-if run_stage 9; then
+stage_9() {
   # shellcheck disable=SC2086  # one argument per run (run names are single words)
   run_at_once decode_continuation $continuation_runs || { echo "run.sh: stage 9: decoding a run failed (see above)" >&2; exit 1; }
-fi
+}
 
 # ---- stage 10: report -------------------------------------------------------------------------------
-if run_stage 10; then
+stage_10() {
+  local plot_opts
   log "stage 10: $expdir/RESULTS.md and curves in $expdir/plots"
   plot_opts=()
   [ -z "$plot_pl_configs" ] || mapfile -t plot_opts < <(echo --plot_variants; for name in $plot_pl_configs; do echo "pl_$(basename "$name" .yaml)"; done)
@@ -689,13 +713,17 @@ if run_stage 10; then
   $python -m softpl.bin.report --exp_dir "$expdir" --out "$expdir/RESULTS.md" --sets $test_sets \
     --models "$(basename "$seed_exp")" $continuation_runs --plots "$expdir/plots" "${plot_opts[@]}" --title "RESULTS: $(basename "$PWD")" \
     --command "$invocation" "${report_opts[@]}"
-fi
-if run_stage 10 || run_stage 7; then  # the results table on the terminal: no need to look for it
-  echo; awk '/^## /{show = ($0 ~ /^## (WER|Seed study)/)} show' "$expdir/RESULTS.md"
-  echo "(the whole report: $expdir/RESULTS.md)"
-fi
+}
+# After stage 7 or 10 (before 11): the results table on the terminal: no need to look for it.
+show_results() {
+  if run_stage 10 || run_stage 7; then
+    echo; awk '/^## /{show = ($0 ~ /^## (WER|Seed study)/)} show' "$expdir/RESULTS.md"
+    echo "(the whole report: $expdir/RESULTS.md)"
+  fi
+}
 # ---- stage 11: export for stock ESPnet and pack --------------------------------------------------------
-if run_stage 11; then
+stage_11() {
+  local run exp model stem pack_opts results
   for run in ${export_models:-$(basename "$seed_exp") $continuation_runs}; do
     exp=$expdir/$run
     [ -f "$exp/config.yaml" ] || { echo "run.sh: stage 11: $exp/config.yaml not found: train $run first" >&2; exit 1; }
@@ -710,9 +738,10 @@ if run_stage 11; then
     $python -m softpl.bin.export_model --exp_dir "$exp" --model_file "$model" --output_dir "$exp/export" \
       --outpath "$exp/${run}_$stem.zip" "${pack_opts[@]}"
   done
-fi
+}
 # ---- stage 12: upload to Hugging Face -----------------------------------------------------------------
-if run_stage 12; then
+stage_12() {
+  local upload_runs run exp model packed train_opts
   if [ -z "$hf_repo" ]; then
     log "stage 12: skipped: no --hf_repo (the Hugging Face repository <user>/<name> to upload to)"
   else
@@ -732,7 +761,27 @@ if run_stage 12; then
     $python -m softpl.bin.upload_model --packed "$packed" --hf_repo "$hf_repo" --output_dir "$exp/hf_upload" \
       --recipe "$(basename "$PWD")" ${train_opts:+--recipe_command "cd egs/$(basename "$PWD") && ./run.sh $train_opts"}
   fi
-fi
+}
+
+# ---- run the stages ---------------------------------------------------------------------------------
+# The stages in order, each when in --stage..--stop_stage (run_stage), and between them the settings later stages
+# read. `if`, not `run_stage N && stage_N`: a function called in a condition runs without set -e.
+if run_stage 1; then stage_1; fi
+if run_stage 2; then stage_2; fi
+if run_stage 3; then stage_3; fi
+training_settings
+if run_stage 4; then stage_4; fi
+if run_stage 5; then stage_5; fi
+if run_stage 6; then stage_6; fi
+report_settings
+if run_stage 7; then stage_7; fi
+continuation_settings
+if run_stage 8; then stage_8; fi
+if run_stage 9; then stage_9; fi
+if run_stage 10; then stage_10; fi
+show_results
+if run_stage 11; then stage_11; fi
+if run_stage 12; then stage_12; fi
 log "done: stages ${stage}-${stop_stage}"
 exit 0
 }
