@@ -21,9 +21,10 @@ lint: lint-env
 	git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x
 
 # Two processes (pytest-xdist): the recipe smoke test (collected first, tests/conftest.py) on one, the rest on the other.
-# `make test` runs the three tiers: unit (no subprocess training), integration and smoke (pytest.ini's markers).
+# `make test` runs the three tiers: unit (no subprocess training), integration and smoke (pytest.ini's markers), and
+# lists the 15 slowest tests (the suite's time budget is 20 min on 2 cores: this says where it goes).
 test: env
-	$(PY) -m pytest tests -q -rs -n 2
+	$(PY) -m pytest tests -q -rs -n 2 --durations 15
 
 unit: env
 	$(PY) -m pytest tests -q -n 2 -m "not smoke and not integration"
