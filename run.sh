@@ -165,10 +165,20 @@ trap say_why_on_exit EXIT
 # --multiprocessing_distributed); or several nodes through ESPnet's launcher and a cluster command.
 # ESPnet's per-metric curves (exp/<run>/images) are drawn once, when the run ends or stops, unless
 # --epoch_images true (softpl.bin.training_images: ESPnet's own plotting over the run's checkpoint.pth).
+# An earlier attempt's log is kept, with the names ESPnet's launcher gives: train.log -> train.1.log (the latest),
+# train.1.log -> train.2.log, ...
+rotate_log() {  # rotate_log <log file>
+  local stem=${1%.log} n=1
+  [ -s "$1" ] || return 0
+  while [ -e "$stem.$n.log" ]; do n=$((n + 1)); done
+  for ((; n > 1; n--)); do mv "$stem.$((n - 1)).log" "$stem.$n.log"; done
+  mv "$1" "$stem.1.log"
+}
 train() {  # train <log file> <python module> <options...>
   local log_file=$1 module=$2 exp images=() rc=0 drawn follower shell=$BASHPID; shift 2
   exp=$(dirname "$log_file")
   [ "$epoch_images" = true ] || images=(--use_matplotlib false)
+  rotate_log "$log_file"  # a resumed run keeps the log of its earlier attempts
   : > "$log_file"  # the progress lines below read this run's log only
   if [ "$num_nodes" -gt 1 ] && [ -z "$train_cmd" ]; then
     echo "run.sh: --num_nodes $num_nodes needs --train_cmd (e.g. slurm.pl, see cmd.sh)" >&2; exit 1
@@ -178,7 +188,9 @@ train() {  # train <log file> <python module> <options...>
   $python -m softpl.bin.training_progress --log "$log_file" --pid "$shell" &
   follower=$!
   if [ "$num_nodes" -gt 1 ]; then
-    $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --ngpu "$ngpu" --num_nodes "$num_nodes" \
+    # --max_num_log_files 1: the launcher's own rotation would only push rotate_log's backups up by an empty file
+    $python -m espnet2.bin.launch --cmd "$train_cmd" --log "$log_file" --max_num_log_files 1 --ngpu "$ngpu" \
+      --num_nodes "$num_nodes" \
       --init_file_prefix "$exp/.dist_init_" --multiprocessing_distributed true -- \
       $python -m "$module" "${images[@]}" "$@" || rc=$?
   elif [ "$ngpu" -gt 1 ]; then
