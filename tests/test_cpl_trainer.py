@@ -82,7 +82,8 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
 @pytest.mark.integration
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
-              "--pl_dropout", "0.05", "--num_workers", "1"]),  # the unlabeled stream loaded by a worker
+              "--pl_dropout", "0.05", "--num_workers", "1",  # the unlabeled stream loaded by a worker
+              "--pl_lexicon", "labeled"]),
     ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
               "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
@@ -120,15 +121,19 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     assert 4 <= int(covered.group(1)) <= 12 and coverage[0] == pytest.approx(int(covered.group(1)) / 12)
     assert 0 < coverage[1] <= 1 and (coverage[1] == 1) == (coverage[0] == 1)
     assert (out_dir / "cpl_state" / "epoch1.rank0.pth").exists()
-    if target == "oracle":  # the cache holds the truth of each cached utterance, tokenized as the labeled text
-        # is (the fixture's char tokenizer writes a space as "<space>", which its token list lacks: <unk>)
-        from cpl_data import TOKENS
+    # The cache's transcripts, as text (the fixture's char tokenizer writes a space as "<space>", which its token
+    # list lacks: <unk>).
+    from cpl_data import TOKENS
 
+    state = torch.load(out_dir / "cpl_state" / "epoch1.rank0.pth", weights_only=True)
+    cached = {key: "".join(TOKENS[i] for i in label.tokens).replace("<unk>", " ")
+              for entry in state["cache"]["entries"] for key, label in zip(entry["keys"], entry["labels"])}
+    if target == "oracle":  # the cache holds the truth of each cached utterance, tokenized as the labeled text is
         truth = dict(line.split(" ", 1) for line in (sets["unlabeled"] / "text.ref").read_text().splitlines())
-        state = torch.load(out_dir / "cpl_state" / "epoch1.rank0.pth", weights_only=True)
-        for entry in state["cache"]["entries"]:
-            for key, label in zip(entry["keys"], entry["labels"]):
-                assert "".join(TOKENS[i] for i in label.tokens).replace("<unk>", " ") == truth[key]
+        assert all(text == truth[key] for key, text in cached.items())
+    if target == "hard":  # --pl_lexicon labeled: the labeled set's text (test_lexicon.py tests the snapping)
+        words = {word for line in (sets["train"] / "text").read_text().splitlines() for word in line.split()[1:]}
+        assert f"pseudo-transcripts snapped to the {len(words)} words of {sets['train'] / 'text'}" in log
 
 
 @pytest.mark.integration

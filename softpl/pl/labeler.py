@@ -121,23 +121,32 @@ def reference_batches(batches: list, num: int, seed: int) -> list:
     return [batches[i] for i in order[:num]]
 
 
+def text_tokenizer(unlabeled, user: str) -> Callable[[str], list[int]]:
+    """Token ids of a text, tokenized by the unlabeled set's own ESPnet preprocessor (the labeled text's tokenizer
+    and token list). ``user`` names what needs it, for the error."""
+    preprocess = unlabeled.dataset.preprocess
+    if preprocess is None:
+        raise ValueError(f"{user} needs the task's text preprocessor (token_type and token_list) to tokenize text")
+
+    def tokens(text: str) -> list[int]:
+        return preprocess("text", {"text": text})["text"].tolist()
+
+    return tokens
+
+
 def reference_tokenizer(unlabeled, text_ref: dict[str, str], keys: list[str]) -> Callable[[str], list[int]]:
-    """Token ids of an unlabeled utterance's truth (``text.ref``), tokenized by the unlabeled set's own ESPnet
-    preprocessor (the labeled text's tokenizer and token list): the transcripts of the oracle target. Every
-    utterance of ``keys`` must have its truth."""
+    """Token ids of an unlabeled utterance's truth (``text.ref``), tokenized as the labeled text: the transcripts
+    of the oracle target. Every utterance of ``keys`` must have its truth."""
     missing = [key for key in keys if key not in text_ref]
     if missing:
         raise ValueError(
             f"pl_target oracle trains on the truth of the unlabeled set, but {len(missing)} of its {len(keys)} "
             f"utterances have none (first: {', '.join(missing[:3])}); give --unlabeled_text_ref <file> holding "
             "every utterance, or choose another pl_target")
-    preprocess = unlabeled.dataset.preprocess
-    if preprocess is None:
-        raise ValueError("pl_target oracle needs the task's text preprocessor (token_type and token_list) to "
-                         "tokenize text.ref")
+    tokenize = text_tokenizer(unlabeled, "pl_target oracle")
 
     def tokens(key: str) -> list[int]:
-        return preprocess(key, {"text": text_ref[key]})["text"].tolist()
+        return tokenize(text_ref[key])
 
     return tokens
 

@@ -36,7 +36,8 @@ from softpl.pl.cache_input import CacheInput
 from softpl.pl.coverage import Coverage, planned_labelings
 from softpl.pl.dropout import lower_dropout
 from softpl.pl.labeler import (joint_beam_search, label_batch, labeling_autocast, pseudo_label_batch,
-                               reference_batches, reference_tokenizer, teacher_log_probs)
+                               reference_batches, reference_tokenizer, teacher_log_probs, text_tokenizer)
+from softpl.pl.lexicon import read_lexicon
 from softpl.pl.stream import UnlabeledStream, load_batch
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -76,6 +77,12 @@ class SlimIPL:
                 raise ValueError("--pl_refresh dynamic follows the churn of pseudo-labels; the oracle target's "
                                  "labels are the truth and never change: use --pl_refresh fixed")
         self.coverage = Coverage({key: unlabeled_lengths.get(key, 0) for key in shard})
+        self.lexicon, self.tokenize = None, None
+        if options.pl_lexicon != "none":
+            self.lexicon = read_lexicon(options.pl_lexicon)  # CPLTrainer.build_options resolves "labeled"
+            self.tokenize = text_tokenizer(unlabeled, "--pl_lexicon")
+            logging.info("pseudo-transcripts snapped to the %d words of %s (--pl_lexicon)", len(self.lexicon.words),
+                         options.pl_lexicon)
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
@@ -127,6 +134,15 @@ class SlimIPL:
             return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
                                      beam_search=search, features="pl_features" in batch, **mode)
 
+    def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> list:
+        """Pseudo-labels of a teacher pass (:func:`label_batch`), their transcripts snapped to the lexicon under
+        ``--pl_lexicon``."""
+        labels = label_batch(log_probs, lengths, blank_id=model.blank_id, transcripts=transcripts, **labeling)
+        if self.lexicon is None:
+            return labels
+        return [dataclasses.replace(label, tokens=self.tokenize(self.lexicon.snap(model.ids_to_text(label.tokens))))
+                for label in labels]
+
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
         keys, batch = self.stream.next()
@@ -134,14 +150,13 @@ class SlimIPL:
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths, transcripts = self._teacher_pass(
             model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
-        labels = label_batch(
-            log_probs, lengths, keep_soft=self.needs.soft, topk=self.opt.pl_soft_topk or None,
+        labels = self._transcribe(
+            model, log_probs, lengths, transcripts, keep_soft=self.needs.soft, topk=self.opt.pl_soft_topk or None,
             soft_mass=self.opt.pl_soft_mass,
             sample_temperature=self.opt.pl_sample_temperature if self.needs.sampled_path else None,
-            generator=self.generator if log_probs.device.type == "cpu" else None, blank_id=model.blank_id,
-            transcripts=transcripts,
+            generator=self.generator if log_probs.device.type == "cpu" else None,
         )
-        # The diagnostics measure the labeler's own transcripts, also under the oracle target.
+        # The diagnostics measure the labeler's own transcripts (snapped under --pl_lexicon), also under the oracle.
         self._record_diagnostics(model, keys, log_probs, lengths, [label.tokens for label in labels])
         self.coverage.add(keys)
         if self.needs.reference:
@@ -173,8 +188,7 @@ class SlimIPL:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
         batch = self.input.train_input(self._labeler(model), entry, device)
         log_probs, lengths, transcripts = self._teacher_pass(model, batch, device)
-        now = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id,
-                          transcripts=transcripts)
+        now = self._transcribe(model, log_probs, lengths, transcripts, keep_soft=False, topk=None)
         counts = [align(list(map(str, old.tokens)), list(map(str, new.tokens)))
                   for old, new in zip(entry["labels"], now)]
         return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)

@@ -19,6 +19,7 @@ import torch
 from espnet2.train.trainer import Trainer
 from espnet2.utils.build_dataclass import build_dataclass
 
+from softpl.pl.lexicon import labeled_text
 from softpl.pl.slimipl import SlimIPL
 from softpl.train.branch import branch_epoch
 from softpl.train.distributed import all_reduce_sum
@@ -36,7 +37,10 @@ class CPLTrainer(Trainer):
 
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> CPLTrainerOptions:
-        return build_dataclass(CPLTrainerOptions, args)
+        options = build_dataclass(CPLTrainerOptions, args)
+        if options.pl_lexicon == "labeled":  # the labeled set's text, as ESPnet reads it for training
+            options.pl_lexicon = labeled_text(args.train_data_path_and_name_and_type)
+        return options
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser):

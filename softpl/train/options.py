@@ -38,6 +38,7 @@ class CPLTrainerOptions(TrainerOptions):
     pl_transcript: str
     pl_beam_size: int
     pl_beam_ctc_weight: float
+    pl_lexicon: str
     pl_consistent_aug: bool
     pl_diag_interval: int
     pl_prior_batches: int
@@ -109,6 +110,11 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="beam size of --pl_transcript beam")
     group.add_argument("--pl_beam_ctc_weight", type=float, default=0.3,
                        help="CTC weight of --pl_transcript beam's joint scores (the decoder has 1 - this)")
+    group.add_argument("--pl_lexicon", default="none",
+                       help="none; labeled (the words of the labeled set's text); or a Kaldi text file: each word "
+                            "of a pseudo-transcript that this lexicon lacks becomes its closest word (character "
+                            "edit distance, ties to the more frequent word). For closed-vocabulary speech "
+                            "(softpl.pl.lexicon)")
     group.add_argument("--pl_consistent_aug", type=str2bool, default=False,
                        help="the teacher labels with the SpecAugment masks the student will see")
     group.add_argument("--pl_diag_interval", type=int, default=20,

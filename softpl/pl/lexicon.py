@@ -1,0 +1,59 @@
+"""Pseudo-transcripts snapped to a lexicon (``--pl_lexicon``): each word of a transcript that the lexicon lacks
+becomes the lexicon's closest word (character edit distance; among equally close words, the most frequent).
+
+A word-level prior for closed-vocabulary corpora, the cheapest form of the lexicon a decoder would use: a greedy CTC
+transcript's misspellings ("FOGETYOU") are no word of the corpus, and training on them teaches the student the
+labeler's spelling errors (egs/synth_en/EXPERIMENTS.md E21 measures what it does to the pseudo-labels' WER). It
+assumes that the unlabeled speech uses the lexicon's words: on open-vocabulary speech it turns every new word into a
+wrong one.
+"""
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from pathlib import Path
+
+import editdistance
+
+
+class Lexicon:
+    """The words of a text with their counts, and the closest of them to any word."""
+
+    def __init__(self, counts: Counter):
+        if not counts:
+            raise ValueError("a lexicon needs at least one word")
+        self.known = frozenset(counts)
+        self.words = sorted(counts, key=lambda word: (-counts[word], word))  # frequent first: min() keeps the first
+        self._search = functools.lru_cache(maxsize=None)(self._nearest)
+
+    def _nearest(self, word: str) -> str:
+        return min(self.words, key=lambda known: editdistance.eval(word, known))
+
+    def closest(self, word: str) -> str:
+        """``word`` itself when the lexicon has it, else its closest lexicon word."""
+        return word if word in self.known else self._search(word)
+
+    def snap(self, text: str) -> str:
+        """``text`` with every word replaced by :meth:`closest`."""
+        return " ".join(self.closest(word) for word in text.split())
+
+
+def read_lexicon(path: str | Path) -> Lexicon:
+    """The lexicon of a Kaldi ``text`` file (``<utterance id> <transcript>`` per line): its transcripts' words."""
+    counts: Counter = Counter()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            counts.update(line.split()[1:])
+    if not counts:
+        raise ValueError(f"--pl_lexicon: {path} holds no words; give a Kaldi text file "
+                         "(<utterance id> <transcript> per line), or --pl_lexicon labeled")
+    return Lexicon(counts)
+
+
+def labeled_text(train_data_path_and_name_and_type: list) -> str:
+    """``--pl_lexicon labeled``: the labeled set's text, the ``text`` entry of ESPnet's training data options."""
+    for path, name, _ in train_data_path_and_name_and_type:
+        if name == "text":
+            return path
+    raise ValueError("--pl_lexicon labeled reads the labeled set's text, but --train_data_path_and_name_and_type "
+                     "has no 'text' entry; give --pl_lexicon <Kaldi text file>")
