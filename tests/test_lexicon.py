@@ -24,6 +24,23 @@ def test_among_equally_close_words_the_more_frequent_wins():
     assert Lexicon(Counter({"BAD": 1, "BEE": 2})).closest("BAE") == "BEE"
 
 
+def test_the_search_by_length_finds_what_a_search_of_every_word_finds():
+    """The search stops at lengths that cannot be closer; it must agree with min over the whole lexicon by
+    (edit distance, rank), ties included."""
+    import random
+
+    import editdistance
+
+    rng = random.Random(0)
+    letters = "ABCDE"
+    counts = Counter({"".join(rng.choices(letters, k=rng.randint(1, 7))): rng.randint(1, 5) for _ in range(300)})
+    lexicon = Lexicon(counts)
+    for _ in range(500):
+        word = "".join(rng.choices(letters, k=rng.randint(1, 10)))
+        expected = min(enumerate(lexicon.words), key=lambda pair: (editdistance.eval(word, pair[1]), pair[0]))[1]
+        assert lexicon.closest(word) == (word if word in counts else expected)
+
+
 def test_a_lexicon_is_read_from_a_kaldi_text_file(tmp_path):
     text = tmp_path / "text"
     text.write_text("u1 THE CAT\nu2 THE DOG\nu3\n")

@@ -10,7 +10,7 @@ wrong one.
 from __future__ import annotations
 
 import functools
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import editdistance
@@ -23,11 +23,26 @@ class Lexicon:
         if not counts:
             raise ValueError("a lexicon needs at least one word")
         self.known = frozenset(counts)
-        self.words = sorted(counts, key=lambda word: (-counts[word], word))  # frequent first: min() keeps the first
+        self.words = sorted(counts, key=lambda word: (-counts[word], word))  # by rank: the most frequent first
+        self.by_length: dict[int, list[tuple[int, str]]] = defaultdict(list)  # length -> (rank, word), by rank
+        for rank, word in enumerate(self.words):
+            self.by_length[len(word)].append((rank, word))
         self._search = functools.lru_cache(maxsize=None)(self._nearest)
 
     def _nearest(self, word: str) -> str:
-        return min(self.words, key=lambda known: editdistance.eval(word, known))
+        """The word of least (edit distance, rank). Lengths are searched outwards from the word's own: a word whose
+        length differs by d is at least d edits away, so the search stops once d exceeds the best distance."""
+        best = (len(word) + max(self.by_length), len(self.words))
+        best_word = ""
+        for delta in range(max(len(word), max(self.by_length)) + 1):
+            if delta > best[0]:
+                break
+            for length in {len(word) - delta, len(word) + delta}:
+                for rank, known in self.by_length.get(length, ()):
+                    key = (editdistance.eval(word, known), rank)
+                    if key < best:
+                        best, best_word = key, known
+        return best_word
 
     def closest(self, word: str) -> str:
         """``word`` itself when the lexicon has it, else its closest lexicon word."""
