@@ -27,7 +27,7 @@ class Lexicon:
         self.by_length: dict[int, list[tuple[int, str]]] = defaultdict(list)  # length -> (rank, word), by rank
         for rank, word in enumerate(self.words):
             self.by_length[len(word)].append((rank, word))
-        self._search = functools.lru_cache(maxsize=None)(self._nearest)
+        self._search = functools.lru_cache(maxsize=1 << 16)(self._nearest)  # misspellings recur; memory bounded
 
     def _nearest(self, word: str) -> str:
         """The word of least (edit distance, rank). Lengths are searched outwards from the word's own: a word whose
