@@ -371,6 +371,7 @@ stage_3() {
 # call; with --seed_model_dir the seed is imported here, for stages 4-6 (import_seed reads stage 3's text).
 training_settings() {
   local seed_token_type seed_bpemodel
+  [ "$stop_stage" -ge 4 ] || return 0  # a run of stages 1-3 alone reads none of it (nor an imported seed)
   # With speed perturbation the labeled training set from here on is its perturbed union (as in ESPnet's asr.sh).
   [ -n "$speed_perturb_factors" ] && train_set=${train_set}_sp
 

@@ -45,11 +45,13 @@ def write_data_dir(folder: Path, name: str, labeled: bool, n: int = 3) -> None:
         (d / "text").write_text("".join(f"{utt} HELLO WORLD\n" for utt in ids))
 
 
-def test_stage_2_formats_a_data_dir_written_without_stage_1(tmp_path):
+@pytest.mark.parametrize("seed_opts", [(), ("--seed_model_dir", "zoo")], ids=["", "seed_model_dir"])
+def test_stage_2_formats_a_data_dir_written_without_stage_1(tmp_path, seed_opts):
+    """... also with --seed_model_dir, whose seed stages 4-6 import (not run here: nothing of it is read)."""
     folder = recipe(tmp_path)
     for name, labeled in SETS.items():
         write_data_dir(folder, name, labeled)
-    proc = run_sh(folder, "--stage", "2", "--stop_stage", "3")
+    proc = run_sh(folder, "--stage", "2", "--stop_stage", "3", *seed_opts)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in SETS:
         assert len((folder / "dump/raw" / name / "wav.scp").read_text().splitlines()) == 3
