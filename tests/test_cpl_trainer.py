@@ -83,7 +83,7 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
               "--pl_dropout", "0.05", "--num_workers", "1",  # the unlabeled stream loaded by a worker
-              "--pl_lexicon", "labeled"]),
+              "--pl_lexicon", "labeled", "--pl_keep_share", "0.5", "--pl_confidence", "lexicon"]),
     ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
               "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
@@ -110,6 +110,9 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     if target == "hard":  # dynamic refresh: p moves with the measured churn, within [p, p_max]
         p = float(re.search(r"pl_refresh_prob=([0-9.e+-]+)", summary).group(1))
         assert "pl_churn=" in summary and 0.5 <= p <= 0.9
+        # --pl_keep_share 0.5: one of each labeled batch's 2 utterances trained on, the kept labels' WER reported
+        assert float(re.search(r"pl_kept_share=([0-9.e+-]+)", summary).group(1)) == 0.5
+        assert "pl_kept_wer_vs_ref=" in summary
     # 4 labeled batches x 2: 8 unlabeled updates label 2 (the fill) + 0.5 x 6 (the refreshes) of 6 batches
     assert "this run's 8 unlabeled updates will label about 5 batches of the 6 unlabeled ones (83 % of the set): " \
         "raise pl_cache_size" in log

@@ -73,8 +73,10 @@ def test_pseudo_transcripts_are_snapped_then_tokenized_as_the_labeled_text():
     path = [4, 0, 3, 7, 7, 2, 5, 3, 0, 4]  # B - A E E ▁ C A - B: greedy "BAE CAB"
     log_probs = torch.full((1, len(path), len(TOKENS)), -10.0)
     log_probs[0, torch.arange(len(path)), torch.tensor(path)] = 0.0
-    [label] = slimipl._transcribe(model, log_probs, torch.tensor([len(path)]), None, keep_soft=False, topk=None)
-    assert label.tokens == [4, 3, 6, 2, 5, 3, 4]  # B A D ▁ C A B
+    [label], texts = slimipl._transcribe(model, log_probs, torch.tensor([len(path)]), None, keep_soft=False,
+                                         topk=None)
+    assert label.tokens == [4, 3, 6, 2, 5, 3, 4] and texts == ["BAE CAB"]  # B A D ▁ C A B; the text before
     slimipl.lexicon = None
-    [label] = slimipl._transcribe(model, log_probs, torch.tensor([len(path)]), None, keep_soft=False, topk=None)
-    assert label.tokens == [4, 3, 7, 2, 5, 3, 4]  # without a lexicon: the greedy transcript
+    [label], texts = slimipl._transcribe(model, log_probs, torch.tensor([len(path)]), None, keep_soft=False,
+                                         topk=None)
+    assert label.tokens == [4, 3, 7, 2, 5, 3, 4] and texts == ["BAE CAB"]  # without a lexicon: the greedy one

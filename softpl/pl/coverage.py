@@ -6,6 +6,7 @@ beforehand how many batches a run will label.
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 
@@ -14,6 +15,16 @@ def planned_labelings(unlabeled_updates: int, cache_size: int, refresh_prob: flo
     """Batches a run labels in ``unlabeled_updates`` (fixed refresh, in expectation): the C of the first fill, then
     one per refresh, which each later update draws with probability p."""
     return cache_size + refresh_prob * max(unlabeled_updates - cache_size, 0)
+
+
+def log_planned_coverage(unlabeled_updates: int, cache_size: int, refresh_prob: float, batches: int) -> None:
+    """Say how many of a rank's ``batches`` unlabeled batches the rest of the run will label; a warning when it is
+    fewer than all of them (a cache too small, a refresh too rare or a run too short for the unlabeled set)."""
+    labelings = planned_labelings(unlabeled_updates, cache_size, refresh_prob)
+    log = logging.info if labelings >= batches else logging.warning
+    log("this run's %d unlabeled updates will label about %.0f batches of the %d unlabeled ones (%.0f %% of the "
+        "set)%s", unlabeled_updates, labelings, batches, 100 * min(labelings / batches, 1.0),
+        "" if labelings >= batches else ": raise pl_cache_size or pl_refresh_prob, or train longer, to reach all")
 
 
 class Coverage:

@@ -33,11 +33,12 @@ from softpl.losses.regularizers import token_prior
 from softpl.metrics.collapse import CollapseAlarm, alarm_inputs, posterior_stats
 from softpl.pl.cache import PLCache, dynamic_refresh_prob, stored_nbytes
 from softpl.pl.cache_input import CacheInput
-from softpl.pl.coverage import Coverage, planned_labelings
+from softpl.pl.coverage import Coverage, log_planned_coverage
 from softpl.pl.dropout import lower_dropout
 from softpl.pl.labeler import (joint_beam_search, label_batch, labeling_autocast, pseudo_label_batch,
                                reference_batches, reference_tokenizer, teacher_log_probs, text_tokenizer)
 from softpl.pl.lexicon import read_lexicon
+from softpl.pl.selection import Selection, select_rows
 from softpl.pl.stream import UnlabeledStream, load_batch
 from softpl.pl.teacher import EMATeacher
 from softpl.scoring.wer import align
@@ -83,6 +84,7 @@ class SlimIPL:
             self.tokenize = text_tokenizer(unlabeled, "--pl_lexicon")
             logging.info("pseudo-transcripts snapped to the %d words of %s (--pl_lexicon)", len(self.lexicon.words),
                          options.pl_lexicon)
+        self.selection = Selection(options.pl_keep_share, options.pl_confidence, self.lexicon)
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
@@ -113,11 +115,6 @@ class SlimIPL:
         self.assemble_seconds = 0.0  # ... and assembling unlabeled batches' pseudo-label tensors
         self.window_start = time.perf_counter()
 
-    # ---- data --------------------------------------------------------------------------------------
-    def _load(self, factory, keys: list[str]) -> tuple[list[str], dict[str, torch.Tensor]]:
-        """One batch of ``keys`` through the factory's own dataset and collate function (ESPnet's loading)."""
-        return keys, load_batch(factory, keys)
-
     # ---- labeling ----------------------------------------------------------------------------------
     def _labeler(self, model):
         return self.teacher.module if self.teacher is not None else model
@@ -134,14 +131,15 @@ class SlimIPL:
             return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
                                      beam_search=search, features="pl_features" in batch, **mode)
 
-    def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> list:
+    def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> tuple[list, list[str]]:
         """Pseudo-labels of a teacher pass (:func:`label_batch`), their transcripts snapped to the lexicon under
-        ``--pl_lexicon``."""
+        ``--pl_lexicon``; and the transcripts' text before snapping."""
         labels = label_batch(log_probs, lengths, blank_id=model.blank_id, transcripts=transcripts, **labeling)
+        texts = [model.ids_to_text(label.tokens) for label in labels]
         if self.lexicon is None:
-            return labels
-        return [dataclasses.replace(label, tokens=self.tokenize(self.lexicon.snap(model.ids_to_text(label.tokens))))
-                for label in labels]
+            return labels, texts
+        return [dataclasses.replace(label, tokens=self.tokenize(self.lexicon.snap(text)))
+                for label, text in zip(labels, texts)], texts
 
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""
@@ -150,30 +148,36 @@ class SlimIPL:
         aug_seed = int(torch.randint(2**31 - 1, (), generator=self.generator)) if self.opt.pl_consistent_aug else None
         log_probs, lengths, transcripts = self._teacher_pass(
             model, batch, device, dropout=self.opt.pl_teacher_dropout, aug_seed=aug_seed)
-        labels = self._transcribe(
+        labels, texts = self._transcribe(
             model, log_probs, lengths, transcripts, keep_soft=self.needs.soft, topk=self.opt.pl_soft_topk or None,
             soft_mass=self.opt.pl_soft_mass,
             sample_temperature=self.opt.pl_sample_temperature if self.needs.sampled_path else None,
             generator=self.generator if log_probs.device.type == "cpu" else None,
         )
+        # --pl_keep_share: the utterances its unlabeled updates train on (kept in the entry, as its labels are).
+        kept = {"keep": self.selection.keep(log_probs, lengths, texts)} if self.selection.active else {}
         # The diagnostics measure the labeler's own transcripts (snapped under --pl_lexicon), also under the oracle.
-        self._record_diagnostics(model, keys, log_probs, lengths, [label.tokens for label in labels])
+        self._record_diagnostics(model, keys, log_probs, lengths, [label.tokens for label in labels], kept.get("keep"))
         self.coverage.add(keys)
         if self.needs.reference:
             labels = [dataclasses.replace(label, tokens=self.reference_tokens(key)) for key, label in zip(keys, labels)]
-        return self.input.keep({"keys": keys, "labels": labels, "aug_seed": aug_seed}, batch)
+        return self.input.keep({"keys": keys, "labels": labels, "aug_seed": aug_seed, **kept}, batch)
 
-    def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts) -> None:
+    def _record_diagnostics(self, model, keys, log_probs, lengths, transcripts, keep=None) -> None:
         stats = posterior_stats(log_probs, lengths, model.blank_id)
         for name, value in zip(stats, torch.stack(list(stats.values())).tolist()):  # one copy to the host
             self.diag[f"pl_{name}"].append(value)
         tokens_per_frame = sum(map(len, transcripts)) / max(int(lengths.sum()), 1)
         self.diag["pl_length_ratio"].append(tokens_per_frame / self.labeled_tokens_per_frame)
-        refs = [(self.text_ref[key], ids) for key, ids in zip(keys, transcripts) if key in self.text_ref]
-        if refs:
-            counts = [align(ref.split(), model.ids_to_text(ids).split()) for ref, ids in refs]
-            errors, words = sum(c.errors for c in counts), sum(c.n_ref for c in counts)
-            self.diag["pl_wer_vs_ref"].append(100.0 * errors / max(words, 1))
+        if keep is not None:
+            self.diag["pl_kept_share"].append(sum(keep) / len(keep))
+        counts = {key: align(self.text_ref[key].split(), model.ids_to_text(ids).split())
+                  for key, ids in zip(keys, transcripts) if key in self.text_ref}
+        kept = [key for key, k in zip(keys, keep or ()) if k]
+        for name, chosen in (("pl_wer_vs_ref", keys), ("pl_kept_wer_vs_ref", kept)):
+            scored = [counts[key] for key in chosen if key in counts]
+            if scored:
+                self.diag[name].append(100.0 * sum(c.errors for c in scored) / max(sum(c.n_ref for c in scored), 1))
 
     def _churn_due(self) -> bool:
         """Measure churn at this refresh? It costs one more teacher pass (a quarter of a training step for
@@ -188,7 +192,7 @@ class SlimIPL:
         """Token edit rate between an entry's cached pseudo-transcripts and the labeler's transcripts now."""
         batch = self.input.train_input(self._labeler(model), entry, device)
         log_probs, lengths, transcripts = self._teacher_pass(model, batch, device)
-        now = self._transcribe(model, log_probs, lengths, transcripts, keep_soft=False, topk=None)
+        now, _ = self._transcribe(model, log_probs, lengths, transcripts, keep_soft=False, topk=None)
         counts = [align(list(map(str, old.tokens)), list(map(str, new.tokens)))
                   for old, new in zip(entry["labels"], now)]
         return sum(c.errors for c in counts) / max(sum(c.n_ref for c in counts), 1)
@@ -210,7 +214,7 @@ class SlimIPL:
         counts, blank_frames, frames, ref_tokens = defaultdict(int), 0, 0, 0
         seed = self.opt.seed * 1000 + 900 + self.rank  # not self.generator: that would shift every later PL draw
         for keys in reference_batches(self.labeled.sampler.generate(0), self.opt.pl_prior_batches, seed):
-            _, batch = self._load(self.labeled, list(keys))
+            batch = load_batch(self.labeled, list(keys))
             log_probs, lengths, _ = self._teacher_pass(model, batch, device, beam=False)
             labels = label_batch(log_probs, lengths, keep_soft=False, topk=None, blank_id=model.blank_id)
             for label in labels:
@@ -233,16 +237,10 @@ class SlimIPL:
         self._log_planned_coverage(epoch)
 
     def _log_planned_coverage(self, epoch: int) -> None:
-        """How many of this rank's unlabeled batches the rest of the run will label; a warning when it is fewer than
-        all of them (a cache too small, a refresh too rare or a run too short for the unlabeled set)."""
         per_epoch = self.opt.num_iters_per_epoch or len(self.labeled.sampler.generate(epoch))
         unlabeled_updates = (self.opt.max_epoch - epoch + 1) * per_epoch * self.opt.pl_unlabeled_per_labeled
-        labelings = planned_labelings(unlabeled_updates, self.opt.pl_cache_size, self.opt.pl_refresh_prob)
-        batches = len(self.stream.batches)
-        log = logging.info if labelings >= batches else logging.warning
-        log("this run's %d unlabeled updates will label about %.0f batches of the %d unlabeled ones (%.0f %% of the "
-            "set)%s", unlabeled_updates, labelings, batches, 100 * min(labelings / batches, 1.0),
-            "" if labelings >= batches else ": raise pl_cache_size or pl_refresh_prob, or train longer, to reach all")
+        log_planned_coverage(unlabeled_updates, self.opt.pl_cache_size, self.opt.pl_refresh_prob,
+                             len(self.stream.batches))
 
     def interleave(self, model, labeled_iter, reporter, epoch: int, device: str) -> Iterator:
         """Yield ESPnet (keys, batch) pairs: labeled batches, and after PL start unlabeled ones in between."""
@@ -285,10 +283,10 @@ class SlimIPL:
         self.unlabeled_updates += 1
         if self.unlabeled_updates % self.opt.pl_diag_interval == 0:
             self._report(reporter)
-        keys, batch = entry["keys"], dict(self.input.train_input(self._labeler(model), entry, device))
+        batch = dict(self.input.train_input(self._labeler(model), entry, device))
+        keys, batch, labels = select_rows(entry["keys"], batch, entry["labels"], entry.get("keep"))
         start = time.perf_counter()
-        batch.update(pseudo_label_batch(entry["labels"], self.needs, token_prior=self.token_prior,
-                                        aug_seed=entry["aug_seed"]))
+        batch.update(pseudo_label_batch(labels, self.needs, token_prior=self.token_prior, aug_seed=entry["aug_seed"]))
         self.assemble_seconds += time.perf_counter() - start  # host-side work only: no sync needed
         return keys, batch
 

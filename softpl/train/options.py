@@ -39,6 +39,8 @@ class CPLTrainerOptions(TrainerOptions):
     pl_beam_size: int
     pl_beam_ctc_weight: float
     pl_lexicon: str
+    pl_keep_share: float
+    pl_confidence: str
     pl_consistent_aug: bool
     pl_diag_interval: int
     pl_prior_batches: int
@@ -115,6 +117,13 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                             "of a pseudo-transcript that this lexicon lacks becomes its closest word (character "
                             "edit distance, ties to the more frequent word). For closed-vocabulary speech "
                             "(softpl.pl.lexicon)")
+    group.add_argument("--pl_keep_share", type=float, default=1.0,
+                       help="train on the most confident share of each pseudo-labeled batch (at least one "
+                            "utterance); 1: all of it, as slimIPL (softpl.pl.selection)")
+    group.add_argument("--pl_confidence", choices=("frame_max", "lexicon"), default="frame_max",
+                       help="what ranks the utterances for --pl_keep_share: frame_max, the mean of the labeler's "
+                            "largest posterior over the frames; lexicon, the share of the transcript's words (before "
+                            "snapping) in --pl_lexicon's lexicon")
     group.add_argument("--pl_consistent_aug", type=str2bool, default=False,
                        help="the teacher labels with the SpecAugment masks the student will see")
     group.add_argument("--pl_diag_interval", type=int, default=20,
