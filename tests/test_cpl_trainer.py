@@ -262,7 +262,7 @@ def test_churn_pass_runs_every_churn_interval_under_fixed_refresh_and_at_every_d
         assert churned_at[0] < 30 and all(100 <= gap < 130 for gap in gaps) and len(gaps) >= 7, churned_at
 
 
-def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
+def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path, monkeypatch):
     """--pl_label_dtype: the labeling passes and the labeled reference at PL start run at the named precision
     (auto: the training forward's, fp32 on CPU whatever --use_amp says, as ESPnet trains on CPU); the
     posteriors come back in fp32."""
@@ -283,7 +283,7 @@ def test_every_teacher_pass_runs_at_the_labeling_precision(tmp_path):
         slimipl.stream = argparse.Namespace(batches=[("u1",), ("u2",)])
         slimipl.teacher, slimipl.rank, slimipl.updates, slimipl.needs = None, 0, 0, TargetNeeds(transcript=True)
         slimipl.labeled = argparse.Namespace(sampler=argparse.Namespace(generate=lambda epoch: [("a", "b")]))
-        slimipl._load = lambda factory, keys: (keys, labeled)
+        monkeypatch.setattr(slimipl_module, "load_batch", lambda factory, keys: labeled)
         dtypes.clear()
         log_probs, _, _ = slimipl._teacher_pass(model, {"speech": speech, "speech_lengths": lengths}, "cpu")
         slimipl.start(model, "cpu", epoch=1)
