@@ -141,8 +141,8 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
 
 @pytest.mark.integration
 @pytest.mark.parametrize("model", [(), (*HYBRID, "--pl_transcript", "beam", "--pl_beam_size", "2"),
-                                   ("--pl_cache_input", "keys", "--num_workers", "1")],
-                         ids=["ctc", "hybrid_beam", "ctc_keys_only_cache"])
+                                   ("--pl_cache_input", "keys", "--num_workers", "1", "--pl_keep_share", "0.5")],
+                         ids=["ctc", "hybrid_beam", "ctc_keys_only_cache_surest_half"])
 def test_sigkill_during_pseudo_labeling_then_resume_gives_the_same_losses(corpus, tmp_path, model):
     root, sets = corpus
     reference = tmp_path / "reference"
