@@ -29,11 +29,11 @@ def lexicon_share(texts: list[str], known: frozenset) -> list[float]:
             for text in texts]
 
 
-def keep_most_confident(scores: list[float], share: float) -> list[bool]:
-    """The ``share`` of ``scores`` that ranks highest, ceil(share x batch) and at least one, ties to the earlier
-    utterance."""
+def keep_most_confident(scores: list, share: float) -> list[bool]:
+    """The ``share`` of ``scores`` (numbers, or tuples compared in order) that ranks highest, ceil(share x batch) and
+    at least one, ties to the earlier utterance (a stable sort)."""
     keep = max(1, math.ceil(share * len(scores) - 1e-9))
-    chosen = set(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:keep])
+    chosen = set(sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:keep])
     return [i in chosen for i in range(len(scores))]
 
 
@@ -54,14 +54,14 @@ class Selection:
     def active(self) -> bool:
         return self.keep_share < 1.0
 
-    def keep(self, log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -> list[bool]:
-        """Which utterances of a batch to train on; ``texts``: the labeler's transcripts before any snapping.
-        Under ``lexicon`` the frame confidence breaks ties (many transcripts are wholly in the lexicon)."""
+    def keep(self, log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str] | None) -> list[bool]:
+        """Which utterances of a batch to train on; ``texts``: the labeler's transcripts before any snapping (read
+        under ``lexicon`` only). There the frame confidence breaks ties (many transcripts are wholly in the
+        lexicon)."""
         frame = frame_max_confidence(log_probs, lengths)
         if self.confidence == "frame_max":
             return keep_most_confident(frame, self.keep_share)
-        words = lexicon_share(texts, self.lexicon.known)
-        return keep_most_confident([w + 1e-3 * f for w, f in zip(words, frame)], self.keep_share)
+        return keep_most_confident(list(zip(lexicon_share(texts, self.lexicon.known), frame)), self.keep_share)
 
 
 def select_rows(keys: list[str], batch: dict[str, torch.Tensor], labels: list, keep: list[bool] | None):

@@ -131,13 +131,13 @@ class SlimIPL:
             return teacher_log_probs(labeler, batch["speech"].to(device), batch["speech_lengths"].to(device),
                                      beam_search=search, features="pl_features" in batch, **mode)
 
-    def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> tuple[list, list[str]]:
+    def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> tuple[list, list[str] | None]:
         """Pseudo-labels of a teacher pass (:func:`label_batch`), their transcripts snapped to the lexicon under
-        ``--pl_lexicon``; and the transcripts' text before snapping."""
+        ``--pl_lexicon``; and (with a lexicon only) the transcripts' text before snapping."""
         labels = label_batch(log_probs, lengths, blank_id=model.blank_id, transcripts=transcripts, **labeling)
-        texts = [model.ids_to_text(label.tokens) for label in labels]
         if self.lexicon is None:
-            return labels, texts
+            return labels, None
+        texts = [model.ids_to_text(label.tokens) for label in labels]
         return [dataclasses.replace(label, tokens=self.tokenize(self.lexicon.snap(text)))
                 for label, text in zip(labels, texts)], texts
 
