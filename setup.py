@@ -17,6 +17,7 @@ install_requires = [
     "matplotlib>=3.8",
     "tensorboard>=2.15",
     "editdistance>=0.8",  # ESPnet computes validation CER with it but does not declare it
+    "flashlight-text==0.0.7",  # lexicon-constrained CTC beam search with a KenLM n-gram (--pl_transcript lexicon_beam)
 ]
 
 setup(

@@ -83,7 +83,8 @@ HYBRID = ("--model_conf", "ctc_weight=0.5", "--decoder", "transformer", "--decod
 @pytest.mark.parametrize("variant", [
     ("hard", ["--pl_refresh", "dynamic", "--pl_refresh_prob_max", "0.9", "--pl_teacher_dropout", "true",
               "--pl_dropout", "0.05", "--num_workers", "1",  # the unlabeled stream loaded by a worker
-              "--pl_lexicon", "labeled", "--pl_keep_share", "0.5", "--pl_confidence", "lexicon"]),
+              "--pl_lexicon", "labeled", "--pl_transcript", "lexicon_beam", "--pl_lm_beam_size", "8",
+              "--pl_keep_share", "0.5", "--pl_confidence", "lexicon"]),
     ("soft", ["--model_conf", "mix_ctc_weight=0.5", "--model_conf", "entropy_weight=-0.1",
               "--model_conf", "blank_handling=drop", "--model_conf", "prior_weight=0.5"]),
     ("frame_hard", ["--model_conf", "confidence_threshold=0.2"]),
@@ -134,9 +135,13 @@ def test_every_target_trains_and_reports_pl_diagnostics(corpus, tmp_path, varian
     if target == "oracle":  # the cache holds the truth of each cached utterance, tokenized as the labeled text is
         truth = dict(line.split(" ", 1) for line in (sets["unlabeled"] / "text.ref").read_text().splitlines())
         assert all(text == truth[key] for key, text in cached.items())
-    if target == "hard":  # --pl_lexicon labeled: the labeled set's text (test_lexicon.py tests the snapping)
-        words = {word for line in (sets["train"] / "text").read_text().splitlines() for word in line.split()[1:]}
-        assert f"pseudo-transcripts snapped to the {len(words)} words of {sets['train'] / 'text'}" in log
+    if target == "hard":  # --pl_lexicon labeled, lexicon_beam: the labeled set's words and their bigram
+        lines = (sets["train"] / "text").read_text().splitlines()
+        words = {word for line in lines for word in line.split()[1:]}
+        assert (f"pseudo-transcripts made of the {len(words)} words of {sets['train'] / 'text'} (--pl_lexicon, "
+                "--pl_transcript lexicon_beam)") in log
+        assert (out_dir / "pl_lm_bigram.arpa").read_text().startswith(f"\\data\\\nngram 1={len(words) + 2}\n")
+        assert all(set(text.split()) <= words for text in cached.values())  # the search spells lexicon words only
 
 
 @pytest.mark.integration

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cpl_data import TOKENS
-from softpl.pl.lexicon import Lexicon, labeled_text, read_lexicon
+from softpl.pl.lexicon import Lexicon, LexiconTranscripts, labeled_text, read_lexicon
 
 
 def test_a_known_word_stays_and_an_unknown_one_becomes_the_closest():
@@ -57,7 +57,7 @@ def test_labeled_means_the_text_entry_of_the_training_data():
         labeled_text([["a/wav.scp", "speech", "sound"]])
 
 
-def test_pseudo_transcripts_are_snapped_then_tokenized_as_the_labeled_text():
+def test_pseudo_transcripts_are_snapped_then_tokenized_as_the_labeled_text(tmp_path):
     """SlimIPL's labeling: the greedy transcript "BAE CAB" becomes "BAD CAB" (BAD and BEE are both one edit away;
     BAD is the more frequent), tokenized by the task's own preprocessor."""
     from espnet2.train.preprocessor import CommonPreprocessor
@@ -66,9 +66,12 @@ def test_pseudo_transcripts_are_snapped_then_tokenized_as_the_labeled_text():
     from softpl.pl.slimipl import SlimIPL
 
     slimipl = object.__new__(SlimIPL)
-    slimipl.lexicon = Lexicon(Counter({"BAD": 2, "BEE": 1, "CAB": 1}))
+    text = tmp_path / "text"
+    text.write_text("u1 BAD CAB\nu2 BAD BEE\n")  # BAD twice, BEE and CAB once
     preprocess = CommonPreprocessor(train=True, token_type="char", token_list=TOKENS, space_symbol="▁")
-    slimipl.tokenize = text_tokenizer(argparse.Namespace(dataset=argparse.Namespace(preprocess=preprocess)), "test")
+    tokenize = text_tokenizer(argparse.Namespace(dataset=argparse.Namespace(preprocess=preprocess)), "test")
+    slimipl.lexicon = LexiconTranscripts(argparse.Namespace(pl_lexicon=str(text), pl_transcript="greedy"), tokenize,
+                                         TOKENS, 0)
     model = argparse.Namespace(blank_id=0, ids_to_text=lambda ids: "".join(TOKENS[i] for i in ids).replace("▁", " "))
     path = [4, 0, 3, 7, 7, 2, 5, 3, 0, 4]  # B - A E E ▁ C A - B: greedy "BAE CAB"
     log_probs = torch.full((1, len(path), len(TOKENS)), -10.0)

@@ -37,7 +37,7 @@ from softpl.pl.coverage import Coverage, log_planned_coverage
 from softpl.pl.dropout import lower_dropout
 from softpl.pl.labeler import (joint_beam_search, label_batch, labeling_autocast, pseudo_label_batch,
                                reference_batches, reference_tokenizer, teacher_log_probs, text_tokenizer)
-from softpl.pl.lexicon import read_lexicon
+from softpl.pl.lexicon import LexiconTranscripts
 from softpl.pl.selection import Selection, select_rows
 from softpl.pl.stream import UnlabeledStream, load_batch
 from softpl.pl.teacher import EMATeacher
@@ -78,13 +78,14 @@ class SlimIPL:
                 raise ValueError("--pl_refresh dynamic follows the churn of pseudo-labels; the oracle target's "
                                  "labels are the truth and never change: use --pl_refresh fixed")
         self.coverage = Coverage({key: unlabeled_lengths.get(key, 0) for key in shard})
-        self.lexicon, self.tokenize = None, None
-        if options.pl_lexicon != "none":
-            self.lexicon = read_lexicon(options.pl_lexicon)  # CPLTrainer.build_options resolves "labeled"
-            self.tokenize = text_tokenizer(unlabeled, "--pl_lexicon")
-            logging.info("pseudo-transcripts snapped to the %d words of %s (--pl_lexicon)", len(self.lexicon.words),
-                         options.pl_lexicon)
-        self.selection = Selection(options.pl_keep_share, options.pl_confidence, self.lexicon)
+        self.lexicon: LexiconTranscripts | None = None
+        if options.pl_lexicon != "none":  # CPLTrainer.build_options resolves "labeled"
+            self.lexicon = LexiconTranscripts(options, text_tokenizer(unlabeled, "--pl_lexicon"), model.token_list,
+                                              model.blank_id)
+            logging.info("pseudo-transcripts made of the %d words of %s (--pl_lexicon, --pl_transcript %s)",
+                         len(self.lexicon.lexicon.words), options.pl_lexicon, options.pl_transcript)
+        self.selection = Selection(options.pl_keep_share, options.pl_confidence,
+                                   self.lexicon.lexicon if self.lexicon else None)
         if options.pl_transcript == "beam" and not model.hybrid:
             raise ValueError("--pl_transcript beam needs a hybrid CTC/attention model (a decoder and ctc_weight < 1); "
                              "this model has only its CTC branch: use --pl_transcript greedy")
@@ -132,14 +133,14 @@ class SlimIPL:
                                      beam_search=search, features="pl_features" in batch, **mode)
 
     def _transcribe(self, model, log_probs, lengths, transcripts, **labeling) -> tuple[list, list[str] | None]:
-        """Pseudo-labels of a teacher pass (:func:`label_batch`), their transcripts snapped to the lexicon under
-        ``--pl_lexicon``; and (with a lexicon only) the transcripts' text before snapping."""
+        """Pseudo-labels of a teacher pass (:func:`label_batch`), their transcripts made of the lexicon's words
+        under ``--pl_lexicon``; and (with a lexicon only) the labeler's own transcripts' text."""
         labels = label_batch(log_probs, lengths, blank_id=model.blank_id, transcripts=transcripts, **labeling)
         if self.lexicon is None:
             return labels, None
         texts = [model.ids_to_text(label.tokens) for label in labels]
-        return [dataclasses.replace(label, tokens=self.tokenize(self.lexicon.snap(text)))
-                for label, text in zip(labels, texts)], texts
+        return [dataclasses.replace(label, tokens=tokens)
+                for label, tokens in zip(labels, self.lexicon(texts, log_probs, lengths))], texts
 
     def _label(self, model, device: str) -> dict:
         """Label the next batch of the unlabeled stream; return a cache entry (keys + pseudo-labels)."""

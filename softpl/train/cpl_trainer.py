@@ -38,6 +38,9 @@ class CPLTrainer(Trainer):
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> CPLTrainerOptions:
         options = build_dataclass(CPLTrainerOptions, args)
+        if options.pl_transcript == "lexicon_beam" and options.pl_lexicon == "none":
+            raise ValueError("--pl_transcript lexicon_beam searches over the words of --pl_lexicon: give "
+                             "--pl_lexicon labeled (the labeled set's words) or a Kaldi text file")
         if options.pl_lexicon == "labeled":  # the labeled set's text, as ESPnet reads it for training
             options.pl_lexicon = labeled_text(args.train_data_path_and_name_and_type)
         return options

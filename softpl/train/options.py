@@ -39,6 +39,10 @@ class CPLTrainerOptions(TrainerOptions):
     pl_beam_size: int
     pl_beam_ctc_weight: float
     pl_lexicon: str
+    pl_lm: str
+    pl_lm_weight: float
+    pl_word_score: float
+    pl_lm_beam_size: int
     pl_keep_share: float
     pl_confidence: str
     pl_consistent_aug: bool
@@ -104,10 +108,11 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                             "probability (at most --pl_soft_topk); 1: always pl_soft_topk tokens")
     group.add_argument("--pl_sample_temperature", type=float, default=1.0,
                        help="temperature of the posteriors paths are sampled from (pl_target sampled)")
-    group.add_argument("--pl_transcript", choices=("greedy", "beam"), default="greedy",
-                       help="pseudo-transcript: greedy CTC, or (hybrid CTC/attention models) ESPnet's joint "
-                            "CTC/attention beam search; read by the hard target, by mix_ctc_weight and by the "
-                            "attention branch")
+    group.add_argument("--pl_transcript", choices=("greedy", "beam", "lexicon_beam"), default="greedy",
+                       help="pseudo-transcript: greedy CTC; beam, (hybrid CTC/attention models) ESPnet's joint "
+                            "CTC/attention beam search; lexicon_beam, a CTC beam search over --pl_lexicon's words "
+                            "with the word LM --pl_lm (softpl.decode.lexicon_beam). Read by the hard target, by "
+                            "mix_ctc_weight and by the attention branch")
     group.add_argument("--pl_beam_size", type=int, default=4, choices=range(1, 1001), metavar="1-1000",
                        help="beam size of --pl_transcript beam")
     group.add_argument("--pl_beam_ctc_weight", type=float, default=0.3,
@@ -117,6 +122,15 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                             "of a pseudo-transcript that this lexicon lacks becomes its closest word (character "
                             "edit distance, ties to the more frequent word). For closed-vocabulary speech "
                             "(softpl.pl.lexicon)")
+    group.add_argument("--pl_lm", default="lexicon",
+                       help="word LM of --pl_transcript lexicon_beam: lexicon, a bigram of --pl_lexicon's text "
+                            "(written to <output_dir>/pl_lm_bigram.arpa); or an ARPA file or KenLM binary")
+    group.add_argument("--pl_lm_weight", type=float, default=2.3,
+                       help="weight of the LM's log10 scores in --pl_transcript lexicon_beam (2.3: natural log)")
+    group.add_argument("--pl_word_score", type=float, default=0.0,
+                       help="score added per word in --pl_transcript lexicon_beam")
+    group.add_argument("--pl_lm_beam_size", type=int, default=50, choices=range(1, 10001), metavar="1-10000",
+                       help="beam size of --pl_transcript lexicon_beam")
     group.add_argument("--pl_keep_share", type=float, default=1.0,
                        help="train on the most confident share of each pseudo-labeled batch (at least one "
                             "utterance); 1: all of it, as slimIPL (softpl.pl.selection)")
