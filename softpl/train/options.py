@@ -126,7 +126,8 @@ def add_pl_arguments(parser: argparse.ArgumentParser) -> None:
                        help="word LM of --pl_transcript lexicon_beam: lexicon, a bigram of --pl_lexicon's text "
                             "(written to <output_dir>/pl_lm_bigram.arpa); or an ARPA file or KenLM binary")
     group.add_argument("--pl_lm_weight", type=float, default=2.3,
-                       help="weight of the LM's log10 scores in --pl_transcript lexicon_beam (2.3: natural log)")
+                       help="weight of the LM's log10 scores in --pl_transcript lexicon_beam (2.3: as 1 x "
+                            "natural-log scores)")
     group.add_argument("--pl_word_score", type=float, default=0.0,
                        help="score added per word in --pl_transcript lexicon_beam")
     group.add_argument("--pl_lm_beam_size", type=int, default=50, choices=range(1, 10001), metavar="1-10000",
