@@ -63,10 +63,7 @@ class Lexicon:
 
 def read_lexicon(path: str | Path) -> Lexicon:
     """The lexicon of a Kaldi ``text`` file (``<utterance id> <transcript>`` per line): its transcripts' words."""
-    counts: Counter = Counter()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            counts.update(line.split()[1:])
+    counts = Counter(word for words in read_sentences(path) for word in words)
     if not counts:
         raise ValueError(f"--pl_lexicon: {path} holds no words; give a Kaldi text file "
                          "(<utterance id> <transcript> per line), or --pl_lexicon labeled")
